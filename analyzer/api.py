@@ -1,0 +1,40 @@
+"""The public entry point: evidence (or a case folder) → :class:`Snapshot`."""
+
+from __future__ import annotations
+
+import os
+
+from analyzer import case as casemod
+from analyzer.model.snapshot import Snapshot
+from analyzer.pipeline import build_snapshot, read_evidence
+from analyzer.sources.base import Progress
+
+
+def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True,
+                  case: str | None = None, use_cache: bool = False,
+                  progress: Progress | None = None) -> Snapshot:
+    """Open a snapshot for analysis.
+
+    Args:
+        path: a tar (plain, gzip, zstd, xz, bzip2), a directory holding a data-root,
+            or a case folder written by ``ingest``.
+        root: the data-root prefix to use when the snapshot holds several.
+        hash_files: compute sha256 of every file's content during the pass.
+        case: a case folder to reuse if valid, and to write after reading.
+        use_cache: reuse/write the default case folder of ``path``.
+        progress: called with (evidence bytes read, members seen) during the pass.
+
+    Returns:
+        The snapshot's tables and metadata.
+    """
+    if os.path.isdir(path) and casemod.is_case_dir(path):
+        return casemod.load_case(path)
+    target = case or (casemod.default_case_dir(path) if use_cache and os.path.exists(path)
+                      else None)
+    if target and casemod.usable_case(target, root):
+        return casemod.load_case(target)
+    raw = read_evidence(path, hash_files=hash_files, progress=progress)
+    snap = build_snapshot(raw, root=root)
+    if target:
+        casemod.save_case(snap, target, root_arg=root)
+    return snap

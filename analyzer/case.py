@@ -1,0 +1,113 @@
+"""The case cache: a snapshot's tables and manifest on disk, reused by later commands.
+
+``ingest`` writes one Parquet file per table plus ``manifest.json`` (evidence
+path, size, sha256, tool version, parameters, issue counts) to a case folder.
+By default the folder lives under the user's cache directory
+(``$XDG_CACHE_HOME/docker-root-analyzer/cases/<key>``), keyed by the evidence's
+absolute path, size and mtime so that finding it costs no read of the evidence.
+A case folder is accepted wherever a snapshot is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import pandas as pd
+
+from analyzer import __version__
+from analyzer.errors import ExportError
+from analyzer.model import schema
+from analyzer.model.snapshot import Snapshot
+
+MANIFEST = "manifest.json"
+FORMAT = 1  # bump when the case layout changes
+
+
+def cache_root() -> str:
+    """The folder holding default case folders."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "docker-root-analyzer", "cases")
+
+
+def default_case_dir(evidence: str) -> str:
+    """The default case folder of an evidence file or directory."""
+    path = os.path.abspath(evidence)
+    st = os.stat(path)
+    key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    return os.path.join(cache_root(), key)
+
+
+def is_case_dir(path: str) -> bool:
+    """True if ``path`` is a case folder written by :func:`save_case`."""
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def read_manifest(path: str) -> dict[str, Any] | None:
+    """The manifest of a case folder, or ``None`` if unreadable."""
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as fh:
+            doc = json.load(fh)
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def usable_case(path: str, root: str | None) -> bool:
+    """True if the case at ``path`` was written by this version for the same root choice."""
+    man = read_manifest(path)
+    if not man or man.get("format") != FORMAT or man.get("tool_version") != __version__:
+        return False
+    return root is None or man.get("root_arg") == root or \
+        man["meta"].get("root_prefix") == root.strip("/")
+
+
+def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
+    """Write ``snap`` to the case folder ``path`` (atomically replaced)."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".case-", dir=parent)
+        for name, df in snap.tables.items():
+            df.to_parquet(os.path.join(tmp, f"{name}.parquet"), index=False)
+        meta = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
+                for k, v in snap.meta.items()}
+        manifest = {"format": FORMAT, "tool_version": __version__, "root_arg": root_arg,
+                    "tables": sorted(snap.tables), "meta": meta,
+                    "written_at": pd.Timestamp.now(tz="UTC").isoformat()}
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ExportError(f"cannot write the case folder {path}: {exc}") from exc
+    return path
+
+
+def load_case(path: str) -> Snapshot:
+    """Read a case folder back into a :class:`Snapshot`."""
+    man = read_manifest(path)
+    if man is None:
+        raise ExportError(f"{path} is not a readable case folder (no {MANIFEST})")
+    tables = {}
+    try:
+        for name in schema.TABLES:
+            df = pd.read_parquet(os.path.join(path, f"{name}.parquet"))
+            for col in schema.columns(name):
+                want = schema.DTYPES[col.dtype]
+                if col.dtype == "bytes":
+                    df[col.name] = df[col.name].astype("object")
+                elif str(df[col.name].dtype) != str(want):
+                    df[col.name] = df[col.name].astype(want)
+            tables[name] = df
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"the case folder {path} is damaged: {exc}") from exc
+    meta = dict(man["meta"])
+    if meta.get("acquired_at"):
+        meta["acquired_at"] = pd.Timestamp(meta["acquired_at"])
+    return Snapshot(tables=tables, meta=meta)

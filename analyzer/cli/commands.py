@@ -1,0 +1,182 @@
+"""One function per CLI command: snapshot + arguments → bytes on stdout.
+
+Each command only selects and renders; every fact comes from the snapshot's
+tables (see ``analyzer.render``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Callable, TextIO
+
+from analyzer.errors import UsageError
+from analyzer.render import tables
+from analyzer.render.engine import containers as econt
+from analyzer.render.engine import images as eimg
+from analyzer.render.engine import storage as estore
+from analyzer.render.engine.common import context_for
+from analyzer.render.gojson import document
+
+
+def _emit_json(out: TextIO, doc: Any) -> None:
+    out.write(document(doc))
+
+
+def cmd_images(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    docs = eimg.image_summaries(snap, all_images=args.all)
+    if args.json:
+        _emit_json(out, docs)
+    else:
+        out.write(tables.images_table(docs, context_for(snap), no_trunc=args.no_trunc))
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    ctx = context_for(snap, at=args.at)
+    docs = econt.ContainerDocs(snap, ctx).list(all_containers=args.all, size=args.size)
+    if args.json:
+        _emit_json(out, docs)
+    else:
+        out.write(tables.ps_table(docs, ctx, size=args.size, no_trunc=args.no_trunc))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    ctx = context_for(snap)
+    cdocs = econt.ContainerDocs(snap, ctx)
+    docs: list[Any] = []
+    status = 0
+    for ref in args.refs:
+        try:
+            if args.type != "image":
+                try:
+                    row = snap.find_container(ref)
+                    docs.append(cdocs.inspect(row["container_id"], size=args.size))
+                    continue
+                except UsageError:
+                    if args.type == "container":
+                        raise
+            docs.append(eimg.image_inspect(snap, ctx, snap.find_image(ref)))
+        except UsageError as exc:
+            err.write(f"analyzer: error: no such object: {ref} ({exc})\n")
+            status = 2
+    if args.json or True:  # docker inspect has only one output form
+        out.write(json.dumps(docs, indent=4, ensure_ascii=False) + "\n")
+    return status
+
+
+def cmd_history(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    docs = eimg.image_history(snap, snap.find_image(args.image))
+    if args.json:
+        _emit_json(out, docs)
+    else:
+        out.write(tables.history_table(docs, context_for(snap), no_trunc=args.no_trunc))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    from analyzer.formats.jsonlog import LogRecord
+    from analyzer.render.logs import write_docker_logs
+
+    row = snap.find_container(args.container)
+    logs = snap.tables["logs"]
+    mine = logs[logs["container_id"] == row["container_id"]].sort_values("seq")
+    records = (LogRecord(stream=s, time_ns=int(t), line=line, partial=bool(p))
+               for s, t, line, p in zip(mine["stream"], mine["time_ns"], mine["line"],
+                                        mine["partial"]))
+    tail = None
+    if args.tail not in (None, "all"):
+        try:
+            tail = int(args.tail)
+        except ValueError as exc:
+            raise UsageError(f"--tail takes a number or 'all', not {args.tail!r}") from exc
+    cfg = json.loads(row["config_json"]) if isinstance(row["config_json"], str) else {}
+    out.flush()
+    err.flush()
+    stdout = getattr(out, "buffer", None) or _BytesTo(out)
+    stderr = getattr(err, "buffer", None) or _BytesTo(err)
+    write_docker_logs(records, stdout, stderr, timestamps=args.timestamps, tail=tail,
+                      tty=bool((cfg.get("Config") or {}).get("Tty")))
+    stdout.flush()
+    stderr.flush()
+    return 0
+
+
+class _BytesTo:
+    """Bytes → a text stream (tests capture output as text)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        self.stream.write(data.decode("utf-8", "surrogateescape"))
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def cmd_volumes(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    doc = estore.volume_list(snap, context_for(snap))
+    if args.json:
+        _emit_json(out, doc)
+    else:
+        out.write(tables.volumes_table(doc))
+    return 0
+
+
+def cmd_networks(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    docs = estore.network_list(snap)
+    if args.json:
+        _emit_json(out, docs)
+    else:
+        out.write(tables.networks_table(docs))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    doc = tables.info_doc(snap)
+    if args.json:
+        out.write(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        out.write(tables.info_text(doc))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    from analyzer import case as casemod
+
+    target = args.case or casemod.default_case_dir(args.snapshot)
+    if args.no_cache and not args.case:
+        raise UsageError("ingest writes a case folder: give --case DIR or drop --no-cache")
+    if not casemod.is_case_dir(target):
+        casemod.save_case(snap, target, root_arg=args.root)
+    out.write(target + "\n")
+    if not args.quiet:
+        m = snap.meta
+        err.write(f"analyzer: ingested {m['members']} members, {len(snap.images)} images, "
+                  f"{len(snap.containers)} containers into {target}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    from analyzer.render.export import export_tables
+
+    paths = export_tables(snap, args.out, args.format)
+    for p in paths:
+        out.write(os.path.relpath(p) + "\n")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Any, TextIO, TextIO], int]] = {
+    "images": cmd_images, "ps": cmd_ps, "inspect": cmd_inspect, "history": cmd_history,
+    "logs": cmd_logs, "volumes": cmd_volumes, "networks": cmd_networks, "info": cmd_info,
+    "ingest": cmd_ingest, "export": cmd_export,
+}
+
+
+def run(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """Run the command named in ``args``."""
+    return COMMANDS[args.command](args, snap, out, err)

@@ -1,0 +1,276 @@
+"""Run every parser over one data-root and assemble the model's tables.
+
+The only place that knows the order parsers depend on each other: image store
+→ driver directories → containers (RW layers) → volumes → networks → logs.
+A parser that fails unexpectedly becomes a ``parse.error`` issue and an empty
+table; the rest goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+
+from analyzer import __version__
+from analyzer.model import schema
+from analyzer.parsers import containers as cparse
+from analyzer.parsers import drivers as dparse
+from analyzer.parsers import imagestore, networks, volumes
+from analyzer.parsers.rootview import RootView
+from analyzer.sources.locate import RootCandidate
+
+T = TypeVar("T")
+
+#: containerd snapshotter names that appear as a container's Driver in the containerd store
+SNAPSHOTTERS = ("overlayfs", "native", "stargz", "zfs-snapshotter", "btrfs-snapshotter")
+
+
+def _guard(view: RootView, what: str, fn: Callable[[], T], empty: T) -> T:
+    """Run one parser; an unexpected exception becomes an issue, not a crash."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the one last-resort boundary per artefact
+        view.issues.add("parse.error", f"{what} could not be parsed: {type(exc).__name__}: {exc}",
+                        severity="error", detail=type(exc).__name__)
+        return empty
+
+
+def files_frame(files: pa.Table) -> pd.DataFrame:
+    """The Arrow member index as the ``files`` table."""
+    df = files.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    out = {
+        "path": df["path"], "kind": df["kind"].astype("category"), "size": df["size"],
+        "mode": df["mode"], "uid": df["uid"], "gid": df["gid"],
+        "mtime": pd.to_datetime(df["mtime_ns"], unit="ns", utc=True),
+        "atime": pd.to_datetime(df["atime_ns"], unit="ns", utc=True),
+        "ctime": pd.to_datetime(df["ctime_ns"], unit="ns", utc=True),
+        "linkname": df["linkname"], "devmajor": df["devmajor"], "devminor": df["devminor"],
+        "xattrs_json": df["xattrs_json"], "whiteout": df["whiteout"], "opaque": df["opaque"],
+        "sha256": df["sha256"],
+    }
+    frame = pd.DataFrame(out)
+    for col in schema.columns("files"):
+        frame[col.name] = frame[col.name].astype(schema.DTYPES[col.dtype])
+    return frame
+
+
+def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """All tables of one data-root plus the snapshot metadata row."""
+    from analyzer.pipeline import relative_files
+
+    issues = raw.info.issues
+    files = files_frame(relative_files(raw.files, cand.prefix))
+    view = RootView(cand.prefix, files, raw.captured, issues)
+    tables: dict[str, pd.DataFrame] = {"files": files}
+
+    # -- image store ---------------------------------------------------------------
+    drivers_present = dparse.present_drivers(view)
+    store_drvs = imagestore.store_drivers(view)
+    stores = {d: _guard(view, f"image store {d}", lambda d=d: imagestore.parse_store(view, d),
+                        imagestore.ImageStore(driver=d)) for d in store_drvs}
+    crows = _guard(view, "containers", lambda: cparse.parse_containers(view), cparse.ContainerRows())
+    active = _active_driver(stores, crows, drivers_present)
+    store = stores.get(active) if active else None
+    for d, s in stores.items():
+        if d != active and (s.images or s.layers):
+            issues.add("root.partial", f"a second image store for driver {d!r} ({len(s.images)} "
+                       f"images) is present; the daemon only loads {active!r}", severity="info")
+    store = store or imagestore.ImageStore(driver=active or "")
+
+    # -- driver directories --------------------------------------------------------
+    dirs = []
+    for drv in drivers_present:
+        if drv in dparse.UNREADABLE:
+            issues.add("driver.unreadable", f"{drv}: {dparse.UNREADABLE[drv]}", path=drv,
+                       severity="warning")
+        dd = _guard(view, f"{drv} directories", lambda drv=drv: dparse.driver_dirs(view, drv), None)
+        if dd is not None and not dd.dirs.empty:
+            dirs.append(dd.dirs.assign(driver=drv))
+    dir_df = pd.concat(dirs, ignore_index=True) if dirs else pd.DataFrame(
+        columns=["dir_id", "driver", "path", "content_path", "files", "content_bytes", "link_id",
+                 "lower", "has_merged"])
+    dir_index = {(r.driver, r.dir_id): r for r in dir_df.itertuples()}
+
+    # -- layers ----------------------------------------------------------------------
+    image_refs: dict[str, int] = {}
+    tagged = {t["image_id"] for t in store.tags}
+    children: dict[str, int] = {}
+    for img in store.images:
+        if img["parent_id"]:
+            children[img["parent_id"]] = children.get(img["parent_id"], 0) + 1
+    for img in store.images:
+        for c in store.chains.get(img["image_id"], []):
+            image_refs[c] = image_refs.get(c, 0) + 1
+        img["tagged"] = img["image_id"] in tagged
+        img["children"] = children.get(img["image_id"], 0)
+    owners: dict[str, tuple[str, str]] = {}
+    for layer in store.layers:
+        cache = layer["cache_id"]
+        path = _content_path(active, cache) if cache else None
+        layer["driver_dir"] = path
+        layer["dir_present"] = bool(cache) and (active, cache) in dir_index
+        layer["image_refs"] = image_refs.get(layer["chain_id"], 0)
+        if cache and not layer["removing"]:
+            owners[cache] = ("image-layer", layer["chain_id"])
+            if not layer["dir_present"] and active not in dparse.UNREADABLE:
+                issues.add("layer.dir_missing", f"layer {layer['chain_id'][7:19]}: directory "
+                           f"{path} is not in the snapshot", path=path or "", severity="warning")
+
+    # -- containers ------------------------------------------------------------------
+    for c in crows.containers:
+        m = store.mounts.get(c["container_id"], {})
+        c["mount_id"] = m.get("mount_id")
+        c["init_id"] = m.get("init_id")
+        drv = c["driver"] or active
+        if c["mount_id"]:
+            owners[c["mount_id"]] = ("container-rw", c["container_id"])
+            row = dir_index.get((drv, c["mount_id"]))
+            c["size_rw_bytes"] = None if row is None or pd.isna(row.content_bytes) \
+                else int(row.content_bytes)
+        if c["init_id"]:
+            owners[c["init_id"]] = ("container-init", c["container_id"])
+    if not dir_df.empty:
+        dir_df["role"] = [owners.get(d, ("orphan", None))[0] for d in dir_df["dir_id"]]
+        dir_df["owner"] = [owners.get(d, ("orphan", None))[1] for d in dir_df["dir_id"]]
+
+    vol_rows = _guard(view, "volumes", lambda: volumes.parse_volumes(view, crows.mounts), [])
+    net_store = _guard(view, "networks", lambda: networks.read_network_db(view),
+                       networks.NetworkStore())
+    net_rows = _guard(view, "networks", lambda: networks.parse_networks(view, net_store), [])
+    log_rows = _guard(view, "logs", lambda: _log_columns(raw, cand.prefix, crows.containers),
+                      None)
+
+    tables.update({
+        "images": schema.frame("images", store.images),
+        "image_tags": schema.frame("image_tags", store.tags),
+        "image_history": schema.frame("image_history", store.history),
+        "layers": schema.frame("layers", store.layers),
+        "layer_dirs": schema.frame("layer_dirs", dir_df.to_dict("records")),
+        "containers": schema.frame("containers", crows.containers),
+        "container_mounts": schema.frame("container_mounts", crows.mounts),
+        "container_networks": schema.frame("container_networks", crows.networks),
+        "volumes": schema.frame("volumes", vol_rows),
+        "networks": schema.frame("networks", net_rows),
+        "logs": schema.frame("logs", log_rows),
+    })
+    meta = _meta(raw, cand, view, tables, active, drivers_present, stores)
+    tables["issues"] = schema.frame("issues", issues.records())
+    meta["issue_count"] = len(issues)
+    tables["snapshot"] = schema.frame("snapshot", [meta])
+    return tables, meta
+
+
+def _content_path(driver: str | None, dir_id: str) -> str | None:
+    if driver in dparse.LAYOUTS:
+        return dparse.LAYOUTS[driver][1].format(id=dir_id, sub="root")
+    return f"{driver}/{dir_id}" if driver else None
+
+
+def _active_driver(stores: dict[str, imagestore.ImageStore], crows: cparse.ContainerRows,
+                   present: list[str]) -> str | None:
+    """The driver the daemon ran with: containers' Driver, else the fullest store."""
+    counts: dict[str, int] = {}
+    for c in crows.containers:
+        if c["driver"]:
+            counts[c["driver"]] = counts.get(c["driver"], 0) + 1
+    for d, s in stores.items():
+        counts[d] = counts.get(d, 0) + 2 * len(s.images) + len(s.layers)
+    if counts:
+        return max(sorted(counts), key=lambda d: counts[d])
+    return present[0] if present else None
+
+
+def _log_columns(raw: Any, prefix: str, containers: list[dict[str, Any]]
+                 ) -> dict[str, list[Any]]:
+    """The logs table columns, files in the order ``docker logs`` reads them."""
+    from analyzer.formats import logfiles
+
+    head = prefix + "/" if prefix else ""
+    max_files = {}
+    for c in containers:
+        host = json.loads(c["hostconfig_json"]) if c.get("hostconfig_json") else {}
+        conf = ((host or {}).get("LogConfig") or {}).get("Config") or {}
+        try:
+            max_files[c["container_id"]] = int(conf["max-file"]) if "max-file" in conf else None
+        except (TypeError, ValueError):
+            max_files[c["container_id"]] = None
+    by_container: dict[str, dict[str, Any]] = {}
+    for lf in raw.logs:
+        if lf.path.startswith(head):
+            by_container.setdefault(lf.container_id, {})[lf.path[len(head):]] = lf
+    cols: dict[str, list[Any]] = {k: [] for k in ("container_id", "seq", "stream", "time",
+                                                  "time_ns", "line", "partial", "source")}
+    for cid in sorted(by_container):
+        group = by_container[cid]
+        seq = 0
+        families: dict[str, list[str]] = {}
+        for rel in group:
+            families.setdefault(logfiles.driver_of(rel), []).append(rel)
+        for family in sorted(families):
+            # the local driver's own max-file default is 5; json-file keeps all it finds
+            max_file = max_files.get(cid) if family == logfiles.JSON_FILE or \
+                "local-logs/" in families[family][0] else None
+            for rel in logfiles.order_log_files(families[family], max_file=max_file):
+                for rec in group[rel].records:
+                    cols["container_id"].append(cid)
+                    cols["seq"].append(seq)
+                    cols["stream"].append(rec.stream)
+                    cols["time"].append(pd.Timestamp(rec.time_ns, unit="ns", tz="UTC"))
+                    cols["time_ns"].append(rec.time_ns)
+                    cols["line"].append(rec.line)
+                    cols["partial"].append(rec.partial)
+                    cols["source"].append(rel)
+                    seq += 1
+    return cols
+
+
+def _host_root(containers: pd.DataFrame) -> str | None:
+    """The data-root's path on the seized host, from paths recorded in container configs."""
+    for cfg_text in containers["config_json"].dropna():
+        try:
+            cfg = json.loads(cfg_text)
+        except ValueError:
+            continue
+        for key in ("HostnamePath", "ResolvConfPath", "HostsPath", "LogPath"):
+            value = cfg.get(key) or ""
+            m = re.match(r"^(.*)/containers/[0-9a-f]{64}/", value)
+            if m:
+                return m.group(1)
+    return None
+
+
+def _meta(raw: Any, cand: RootCandidate, view: RootView, tables: dict[str, pd.DataFrame],
+          active: str | None, present: list[str], stores: dict[str, Any]) -> dict[str, Any]:
+    info = raw.info
+    hints = sorted({v for v in tables["images"]["docker_version"].dropna().tolist()})
+    engine_id = view.text("engine-id")
+    if engine_id:
+        hints.append("engine-id file present (23.0+)")
+    # the containerd image store leaves containers whose Driver is a snapshotter, and
+    # rootfs/<snapshotter>/ mount points; a dockerd-managed containerd/daemon root alone
+    # is normal in graphdriver mode (it holds only manifests and leases there)
+    snapshotter = tables["containers"]["driver"].isin(list(SNAPSHOTTERS)).any()
+    store_kind = "graphdriver" if stores else "none"
+    if snapshotter or (view.exists("rootfs") and not stores):
+        store_kind = "both" if stores else "containerd"
+        where = "in this snapshot" if view.exists("containerd/daemon") else \
+            "outside the data-root (/var/lib/containerd), which this snapshot may lack"
+        view.issues.add("store.containerd", "this root used the containerd image store; its "
+                        f"images and layers live in containerd's root {where} and are not "
+                        "read by this version", severity="warning")
+    mt = view.files["mtime"]
+    return {
+        "evidence_path": info.path, "evidence_kind": info.kind, "compression": info.compression,
+        "evidence_bytes": info.size, "evidence_sha256": info.sha256,
+        "sha256_kind": info.sha256_kind, "complete": info.complete, "members": info.members,
+        "root_prefix": cand.prefix, "roots_found": json.dumps([c.prefix for c in raw.roots]),
+        "host_data_root": _host_root(tables["containers"]),
+        "driver": ",".join([active] + [d for d in present if d != active]) if active
+        else ",".join(present),
+        "image_store": store_kind, "docker_version_hints": json.dumps(hints),
+        "acquired_at": mt.max() if len(mt) else None, "tool_version": __version__,
+    }

@@ -1,0 +1,224 @@
+"""The one pass: evidence → members → index, captured metadata, decoded logs.
+
+This is the only module that connects sources (bytes in) with parsers
+(Docker artefacts out). :func:`read_evidence` walks the snapshot once;
+:func:`build_snapshot` picks the data-root and runs every parser over what the
+pass kept. Nothing here reads the evidence twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
+from analyzer.issues import IssueLog
+from analyzer.sources.base import EvidenceInfo, Progress
+from analyzer.sources.capture import MAX_CAPTURE, FileIndex, log_container, wants_capture
+from analyzer.sources.locate import RootCandidate, RootFinder
+
+#: bytes per read when hashing file contents
+HASH_CHUNK = 1 << 20
+#: malformed-record issues kept per log file (a garbage file must not flood the table)
+MAX_LOG_ISSUES = 20
+
+
+@dataclass
+class LogFile:
+    """One container log file met during the pass, with its decoded records."""
+
+    path: str  # full path inside the snapshot
+    container_id: str
+    records: list[Any] = field(default_factory=list)  # formats.logrecord.LogRecord
+    last_time: str | None = None  # gzip FEXTRA lastTime of compressed rotations
+
+
+@dataclass
+class RawSnapshot:
+    """Everything the single pass kept; input of :func:`build_snapshot`."""
+
+    info: EvidenceInfo
+    files: pa.Table
+    captured: dict[str, bytes]
+    logs: list[LogFile]
+    roots: list[RootCandidate]
+    hash_files: bool
+
+
+def open_source(path: str, progress: Progress | None = None) -> Any:
+    """The right source for ``path``: a directory or a (compressed) tar file."""
+    from analyzer.sources.directory import DirectorySource
+    from analyzer.sources.tarstream import TarSource
+
+    if os.path.isdir(path):
+        return DirectorySource(path, progress)
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file or directory")
+    if not os.path.isfile(path):
+        raise NotASnapshot(f"{path} is neither a regular file nor a directory")
+    return TarSource(path, progress)
+
+
+def _hash_stream(payload: BinaryIO) -> str:
+    sha = hashlib.sha256()
+    while True:
+        chunk = payload.read(HASH_CHUNK)
+        if not chunk:
+            return sha.hexdigest()
+        sha.update(chunk)
+
+
+class _TeeHash:
+    """Reads through ``payload`` while hashing what passes."""
+
+    def __init__(self, payload: BinaryIO, enabled: bool) -> None:
+        self.payload = payload
+        self.sha = hashlib.sha256() if enabled else None
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.payload.read(n)
+        if self.sha is not None:
+            self.sha.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def finish(self) -> str | None:
+        """Read what the decoder left and return the hex digest."""
+        while self.read(HASH_CHUNK):
+            pass
+        return self.sha.hexdigest() if self.sha is not None else None
+
+
+def read_evidence(path: str, *, hash_files: bool = True,
+                  progress: Progress | None = None) -> RawSnapshot:
+    """Walk the evidence once and keep the index, small metadata and logs.
+
+    Args:
+        path: a tar file (plain or compressed) or a directory.
+        hash_files: compute sha256 of every regular file's content.
+        progress: called with (evidence bytes read, members seen).
+
+    Raises:
+        NotASnapshot, UnsupportedCompression, UsageError: the input is unusable.
+    """
+    source = open_source(path, progress)
+    info: EvidenceInfo = source.info
+    index = FileIndex()
+    finder = RootFinder()
+    captured: dict[str, bytes] = {}
+    logs: list[LogFile] = []
+    for member, payload in source:
+        if member.path is None:  # unsafe path, already reported by the source
+            continue
+        name = member.name
+        finder.observe(member.path, name)
+        sha = None
+        if payload is not None:
+            cid = log_container(member.path, name)
+            if cid is not None:
+                tee = _TeeHash(payload, hash_files)
+                logs.append(_decode_log(member.path, cid, tee, info.issues))
+                sha = tee.finish()
+            elif wants_capture(member.path, name):
+                data = payload.read(MAX_CAPTURE + 1)
+                if len(data) > MAX_CAPTURE:
+                    info.issues.add("member.too_large", f"{member.path} is larger than "
+                                    f"{MAX_CAPTURE} bytes; not parsed", path=member.path)
+                    sha = None
+                else:
+                    captured[member.path] = data
+                    sha = hashlib.sha256(data).hexdigest() if hash_files else None
+            elif hash_files:
+                sha = _hash_stream(payload)
+        index.add(member, sha)
+    return RawSnapshot(info=info, files=index.table(), captured=captured, logs=logs,
+                       roots=finder.candidates(), hash_files=hash_files)
+
+
+def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog) -> LogFile:
+    """Decode one log file while it streams past (json-file or local, maybe gzip'd)."""
+    from analyzer.formats import jsonlog, locallog
+
+    out = LogFile(path=path, container_id=cid)
+    reader: Any = stream
+    if path.endswith(".gz"):
+        reader = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[arg-type]
+    problems: list[Any] = []
+    name = path.rpartition("/")[2]
+    decode = jsonlog.iter_jsonlog if "-json.log" in name else locallog.iter_locallog
+    try:
+        for rec in decode(reader, source=path, on_problem=problems.append):
+            out.records.append(rec)
+    except (OSError, EOFError, AnalyzerError) as exc:
+        problems.append(f"{type(exc).__name__}: {exc}")
+    for p in problems[:MAX_LOG_ISSUES]:
+        issues.add("log.malformed", str(p), path=path)
+    if len(problems) > MAX_LOG_ISSUES:
+        issues.add("log.malformed", f"{path}: {len(problems) - MAX_LOG_ISSUES} more malformed "
+                   "records", path=path)
+    return out
+
+
+def choose_root(raw: RawSnapshot, root: str | None) -> RootCandidate:
+    """The data-root to analyse: the one the user named, else the strongest."""
+    if root is not None:
+        wanted = root.strip("/")
+        for cand in raw.roots:
+            if cand.prefix == wanted:
+                return cand
+        found = ", ".join(repr(c.prefix or ".") for c in raw.roots) or "none"
+        raise UsageError(f"--root {root!r} is not a data-root in this snapshot (found: {found})")
+    if not raw.roots:
+        hint = "" if raw.info.complete else " (the archive is damaged; see the issues above)"
+        raise NoDataRootFound("no Docker data-root found in the snapshot: no image store, "
+                              "containers or volume database under any folder" + hint)
+    best = raw.roots[0]
+    if len(raw.roots) > 1:
+        others = ", ".join(repr(c.prefix or ".") for c in raw.roots[1:])
+        raw.info.issues.add("root.multiple", f"several data-roots found; using {best.prefix or '.'!r}"
+                            f" (others: {others}); choose with --root", severity="warning")
+    return best
+
+
+def relative_files(files: pa.Table, prefix: str) -> pa.Table:
+    """The index rows under ``prefix``, with paths made relative to it."""
+    if not prefix:
+        return files
+    head = prefix + "/"
+    mask = pc.starts_with(files["path"], head)
+    sub = files.filter(mask)
+    rel = pc.utf8_slice_codeunits(sub["path"], len(head))
+    return sub.set_column(0, "path", rel)
+
+
+def build_snapshot(raw: RawSnapshot, root: str | None = None,
+                   params: dict[str, Any] | None = None) -> "Snapshot":  # noqa: F821
+    """Pick the data-root and turn what the pass kept into the model's tables."""
+    from analyzer.model.snapshot import Snapshot
+    from analyzer.parsers.build import build_tables
+
+    cand = choose_root(raw, root)
+    tables, meta = build_tables(raw, cand)
+    meta["parameters"] = json.dumps({"root": root, "hash_files": raw.hash_files,
+                                     **(params or {})}, sort_keys=True)
+    return Snapshot(tables=tables, meta=meta)
+
+
+def load(path: str, *, root: str | None = None, hash_files: bool = True,
+         progress: Progress | None = None) -> "Snapshot":  # noqa: F821
+    """Read ``path`` once and return the :class:`~analyzer.model.snapshot.Snapshot`."""
+    raw = read_evidence(path, hash_files=hash_files, progress=progress)
+    return build_snapshot(raw, root=root)
+
+
+__all__ = ["RawSnapshot", "LogFile", "read_evidence", "build_snapshot", "load", "choose_root",
+           "relative_files"]

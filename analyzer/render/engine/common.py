@@ -1,0 +1,193 @@
+"""Shared pieces of the Engine API renderers: Go structs, times, durations, paths.
+
+Reference: ``docs/engine-api.md`` §0, §3 (Config struct), §5 (HumanDuration).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from analyzer.errors import FormatError
+from analyzer.formats.timefmt import (GO_ZERO_TIME_NS, format_rfc3339nano,
+                                      parse_rfc3339nano_tz)
+from analyzer.render.gojson import sorted_map
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+GO_ZERO_NS = GO_ZERO_TIME_NS
+DEFAULT_ROOT = "/var/lib/docker"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the documents need that the data-root does not hold.
+
+    Attributes:
+        root: the data-root path on the seized host (paths in documents start with it).
+        now_ns: the reference instant for "Up 5 minutes" (ns since the epoch).
+        tz_offset: the host's UTC offset in seconds (volume CreatedAt only).
+    """
+
+    root: str = DEFAULT_ROOT
+    now_ns: int = 0
+    tz_offset: int = 0
+
+
+def context_for(snap: Any, at: str | None = None, root: str | None = None) -> Context:
+    """The rendering context of a snapshot: recorded host root, acquisition time."""
+    host_root = root or snap.meta.get("host_data_root") or DEFAULT_ROOT
+    if at:
+        now = pd.Timestamp(at)
+        now = now.tz_localize("UTC") if now.tzinfo is None else now
+    else:
+        now = snap.meta.get("acquired_at")
+        now = pd.Timestamp(now) if now is not None and not pd.isna(now) else pd.Timestamp.now(tz="UTC")
+    return Context(root=host_root, now_ns=int(now.value))
+
+
+def go_time(raw: Any) -> str:
+    """A stored RFC3339 time re-formatted like Go (trimmed fraction, own offset)."""
+    if not isinstance(raw, str) or not raw:
+        return ZERO_TIME
+    try:
+        ns, off = parse_rfc3339nano_tz(raw)
+    except FormatError:
+        return raw
+    return format_rfc3339nano(ns, off)
+
+
+def unix_seconds(raw: Any) -> int:
+    """Floor of the Unix seconds of a stored time; the zero time when absent."""
+    if not isinstance(raw, str) or not raw:
+        return GO_ZERO_TIME_NS // 1_000_000_000
+    try:
+        ns, _ = parse_rfc3339nano_tz(raw)
+    except FormatError:
+        return GO_ZERO_TIME_NS // 1_000_000_000
+    return ns // 1_000_000_000
+
+
+def time_ns(raw: Any) -> int:
+    """ns since the epoch of a stored time; the Go zero time when absent/invalid."""
+    if not isinstance(raw, str) or not raw:
+        return GO_ZERO_TIME_NS
+    try:
+        return parse_rfc3339nano_tz(raw)[0]
+    except FormatError:
+        return GO_ZERO_TIME_NS
+
+
+def human_duration(ns: int) -> str:
+    """go-units ``HumanDuration``: "Less than a second", "About a minute", "3 hours"..."""
+    max_ns = (1 << 63) - 1
+    ns = max(-max_ns, min(max_ns, ns))
+    seconds = int(ns / 1e9) if ns >= 0 else -int(-ns / 1e9)
+    minutes = int(ns / 6e10) if ns >= 0 else 0
+    hours = int(ns / 3.6e12 + 0.5)
+    if seconds < 1:
+        return "Less than a second"
+    if seconds == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{seconds} seconds"
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(ns / 3.6e12) // 24 // 365} years"
+
+
+def loads(text: Any) -> Any:
+    """JSON text from a table cell (NA → None)."""
+    if text is None or (not isinstance(text, str) and pd.isna(text)):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _strlist(value: Any) -> Any:
+    """Go's strslice: a bare string becomes a one-element list."""
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+def _health(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in ("Test", "Interval", "Timeout", "StartPeriod", "Retries"):
+        if value.get(key):
+            out[key] = value[key]
+    return out
+
+
+def go_config(cfg: Any) -> dict[str, Any] | None:
+    """A container Config object re-encoded in Go struct order (API 1.41)."""
+    if cfg is None:
+        return None
+    c = cfg if isinstance(cfg, dict) else {}
+    out: dict[str, Any] = {
+        "Hostname": c.get("Hostname") or "", "Domainname": c.get("Domainname") or "",
+        "User": c.get("User") or "", "AttachStdin": bool(c.get("AttachStdin")),
+        "AttachStdout": bool(c.get("AttachStdout")), "AttachStderr": bool(c.get("AttachStderr")),
+    }
+    if c.get("ExposedPorts"):
+        out["ExposedPorts"] = {k: {} for k in sorted_map(c["ExposedPorts"])}
+    out.update({"Tty": bool(c.get("Tty")), "OpenStdin": bool(c.get("OpenStdin")),
+                "StdinOnce": bool(c.get("StdinOnce")), "Env": c.get("Env"),
+                "Cmd": _strlist(c.get("Cmd"))})
+    health = _health(c.get("Healthcheck"))
+    if health is not None:
+        out["Healthcheck"] = health
+    if c.get("ArgsEscaped"):
+        out["ArgsEscaped"] = True
+    vols = c.get("Volumes")
+    out.update({"Image": c.get("Image") or "",
+                "Volumes": {k: {} for k in sorted_map(vols)} if isinstance(vols, dict) else None,
+                "WorkingDir": c.get("WorkingDir") or "",
+                "Entrypoint": _strlist(c.get("Entrypoint"))})
+    if c.get("NetworkDisabled"):
+        out["NetworkDisabled"] = True
+    if c.get("MacAddress"):
+        out["MacAddress"] = c["MacAddress"]
+    out.update({"OnBuild": c.get("OnBuild"), "Labels": sorted_map(c.get("Labels"))})
+    if c.get("StopSignal"):
+        out["StopSignal"] = c["StopSignal"]
+    if c.get("StopTimeout") is not None:
+        out["StopTimeout"] = c["StopTimeout"]
+    if c.get("Shell"):
+        out["Shell"] = _strlist(c["Shell"])
+    return out
+
+
+def familiar(ref: str) -> str:
+    """A reference in familiar form (``docker.io/library/x`` → ``x``)."""
+    if ref.startswith("docker.io/library/"):
+        return ref[len("docker.io/library/"):]
+    if ref.startswith("docker.io/"):
+        return ref[len("docker.io/"):]
+    return ref
+
+
+def normalized(ref: str) -> str:
+    """A familiar reference in the fully-qualified form the daemon sorts by."""
+    first = ref.split("/", 1)[0]
+    if "/" not in ref or ("." not in first and ":" not in first and first != "localhost"):
+        ref = ("docker.io/library/" if "/" not in ref else "docker.io/") + ref
+    return ref

@@ -1,0 +1,215 @@
+"""Human tables like the docker CLI prints them (``docker ps``, ``docker images``...).
+
+Column rules follow docker/cli 20.10: tabwriter with minimum width 10 and
+padding 3, ids truncated to 12, sizes with ``HumanSizeWithPrecision(n, 3)``,
+"X ago" from the reference time. Reference: ``docs/engine-api.md`` §11.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+import pandas as pd
+
+from analyzer.render.engine.common import Context, human_duration
+
+
+def human_size(n: float, precision: int = 3) -> str:
+    """go-units ``HumanSizeWithPrecision`` (decimal units: B, kB, MB...)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    n = float(n)
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.{precision}g}{units[i]}"
+
+
+def truncate_id(ident: str) -> str:
+    """Drop the algorithm prefix and keep 12 characters."""
+    return ident.split(":", 1)[-1][:12]
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def render_table(header: list[str], rows: list[list[str]]) -> str:
+    """Go tabwriter (minwidth 10, padding 3); the last column is not padded."""
+    cols = len(header)
+    widths = [max(10, max((len(r[i]) for r in [header] + rows), default=0) + 3)
+              for i in range(cols)]
+    lines = []
+    for r in [header] + rows:
+        cells = [c.ljust(widths[i]) if i < cols - 1 else c for i, c in enumerate(r)]
+        lines.append("".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _ago(ctx: Context, unix: int) -> str:
+    return human_duration(ctx.now_ns - unix * 1_000_000_000) + " ago"
+
+
+def _command(cmd: str, no_trunc: bool) -> str:
+    if not no_trunc and _width(cmd) > 20:
+        out, w = "", 0
+        for c in cmd:
+            cw = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+            if w + cw > 19:
+                break
+            out += c
+            w += cw
+        cmd = out + "…"
+    return json.dumps(cmd, ensure_ascii=False)
+
+
+def _ports(ports: list[dict[str, Any]]) -> str:
+    groups: dict[str, list[int]] = {}
+    order: list[str] = []
+    tail = []
+    for p in sorted(ports, key=lambda p: (p["PrivatePort"], p.get("IP", ""), p.get("PublicPort", 0),
+                                          p["Type"])):
+        ip = p.get("IP", "")
+        if ip and p.get("PublicPort", 0) != p["PrivatePort"]:
+            host = f"[{ip}]" if ":" in ip else ip
+            tail.append(f"{host}:{p.get('PublicPort', 0)}->{p['PrivatePort']}/{p['Type']}")
+            continue
+        key = f"{ip}/{p['Type']}" if ip else p["Type"]
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(p["PrivatePort"])
+    out = []
+    for key in order:
+        nums = groups[key]
+        ranges, start, prev = [], nums[0], nums[0]
+        for n in nums[1:] + [None]:  # type: ignore[list-item]
+            if n is not None and n == prev + 1:
+                prev = n
+                continue
+            ranges.append((start, prev))
+            if n is not None:
+                start = prev = n
+        for a, b in ranges:
+            span = f"{a}" if a == b else f"{a}-{b}"
+            if "/" in key:
+                ip, proto = key.rsplit("/", 1)
+                host = f"[{ip}]" if ":" in ip else ip
+                out.append(f"{host}:{span}->{span}/{proto}")
+            else:
+                out.append(f"{span}/{key}")
+    return ", ".join(out + tail)
+
+
+def ps_table(docs: list[dict[str, Any]], ctx: Context, size: bool = False,
+             no_trunc: bool = False) -> str:
+    """``docker ps`` output for ``GET /containers/json`` items."""
+    header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    if size:
+        header.append("SIZE")
+    rows = []
+    for d in docs:
+        image = d["Image"]
+        if not image:
+            image = "<no image>"
+        elif not no_trunc and truncate_id(d["ImageID"]) == truncate_id(image):
+            image = truncate_id(image)
+        names = [n.lstrip("/") for n in d["Names"]]
+        plain = [n for n in names if "/" not in n]
+        row = [d["Id"] if no_trunc else truncate_id(d["Id"]), image,
+               _command(d["Command"], no_trunc), _ago(ctx, d["Created"]), d["Status"],
+               _ports(d["Ports"]), plain[0] if plain else ",".join(names)]
+        if size:
+            s = human_size(d.get("SizeRw", 0))
+            if d.get("SizeRootFs", 0) > 0:
+                s += f" (virtual {human_size(d['SizeRootFs'])})"
+            row.append(s)
+        rows.append(row)
+    return render_table(header, rows)
+
+
+def images_table(docs: list[dict[str, Any]], ctx: Context, no_trunc: bool = False) -> str:
+    """``docker images`` output for ``GET /images/json`` items."""
+    rows = []
+    for d in docs:
+        tags = [t for t in d["RepoTags"] or [] if t != "<none>:<none>"]
+        digests = [t for t in d["RepoDigests"] or [] if t != "<none>@<none>"]
+        ident = d["Id"] if no_trunc else truncate_id(d["Id"])
+        created = "N/A" if d["Created"] <= -62135596800 else _ago(ctx, d["Created"])
+        size = human_size(d["Size"])
+        if not tags and not digests:
+            rows.append(["<none>", "<none>", ident, created, size])
+            continue
+        seen = set()
+        for t in tags:
+            repo, _, tag = t.rpartition(":")
+            rows.append([repo, tag, ident, created, size])
+            seen.add(repo)
+        for dg in digests:
+            repo = dg.split("@", 1)[0]
+            if repo not in seen:
+                rows.append([repo, "<none>", ident, created, size])
+                seen.add(repo)
+    return render_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows)
+
+
+def history_table(docs: list[dict[str, Any]], ctx: Context, no_trunc: bool = False) -> str:
+    """``docker history`` output."""
+    rows = []
+    for d in docs:
+        ident = d["Id"] if no_trunc or d["Id"] == "<missing>" else truncate_id(d["Id"])
+        by = d["CreatedBy"]
+        if not no_trunc and _width(by) > 45:
+            by = by[:44] + "…"
+        rows.append([ident, _ago(ctx, d["Created"]), by, human_size(d["Size"]), d["Comment"]])
+    return render_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows)
+
+
+def volumes_table(doc: dict[str, Any]) -> str:
+    """``docker volume ls`` output."""
+    rows = [[v["Driver"], v["Name"]] for v in doc["Volumes"]]
+    return render_table(["DRIVER", "VOLUME NAME"], rows)
+
+
+def networks_table(docs: list[dict[str, Any]]) -> str:
+    """``docker network ls`` output."""
+    rows = [[truncate_id(n["Id"]), n["Name"], n["Driver"], n["Scope"]] for n in docs]
+    return render_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows)
+
+
+def info_doc(snap: Any) -> dict[str, Any]:
+    """The snapshot summary: provenance, layout, counts and issues."""
+    meta = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in snap.meta.items()}
+    counts = {name: int(len(df)) for name, df in snap.tables.items()
+              if name not in ("snapshot", "issues")}
+    issues = snap.tables["issues"]
+    return {"snapshot": meta, "counts": counts,
+            "issues": [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                       for r in issues.astype(object).to_dict("records")]}
+
+
+def info_text(doc: dict[str, Any]) -> str:
+    """``info`` as readable text."""
+    m = doc["snapshot"]
+    lines = [
+        f"Evidence:        {m['evidence_path']} ({m['evidence_kind']}, {m['compression']}, "
+        f"{m['evidence_bytes']} bytes)",
+        f"SHA-256:         {m['evidence_sha256']} ({m['sha256_kind']})",
+        f"Read completely: {'yes' if m['complete'] else 'NO (damaged archive)'}",
+        f"Data-root:       {m['root_prefix'] or '.'} (found: {m['roots_found']})",
+        f"Host data-root:  {m['host_data_root'] or 'unknown'}",
+        f"Storage driver:  {m['driver'] or 'none'}",
+        f"Image store:     {m['image_store']}",
+        f"Version hints:   {m['docker_version_hints']}",
+        f"Acquired about:  {m['acquired_at']}",
+        f"Tool version:    {m['tool_version']}",
+        "",
+        "Counts:          " + ", ".join(f"{k} {v}" for k, v in doc["counts"].items()),
+        "",
+        f"Issues ({len(doc['issues'])}):",
+    ]
+    for i in doc["issues"]:
+        lines.append(f"  [{i['severity']}] {i['code']}: {i['message']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,59 @@
+"""The common interface of snapshot sources.
+
+A source walks a snapshot once, in storage order, and yields
+``(member, payload)`` pairs. ``payload`` is a binary file object readable only
+until the next member is requested (tar streams cannot seek back), or ``None``
+for entries without content. Sources never interpret Docker structures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterator, Protocol
+
+from analyzer.issues import IssueLog
+from analyzer.sources.member import Member
+
+#: progress callback: (evidence bytes read so far, members seen so far)
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EvidenceInfo:
+    """What we know about the evidence as a whole, filled while reading."""
+
+    path: str
+    kind: str  # "tar", "directory"
+    compression: str = "none"  # none, gzip, zstd, xz, bzip2
+    size: int = 0  # bytes of the evidence file (directories: sum of file sizes)
+    sha256: str = ""  # of the evidence bytes; directories: of the sorted listing
+    sha256_kind: str = "bytes"  # "bytes" or "listing"
+    complete: bool = True  # False when the read stopped early (truncated/corrupt)
+    members: int = 0
+    issues: IssueLog = field(default_factory=IssueLog)
+
+
+class Source(Protocol):
+    """A snapshot that can be walked once."""
+
+    info: EvidenceInfo
+
+    def __iter__(self) -> Iterator[tuple[Member, BinaryIO | None]]:
+        ...
+
+
+def clean_path(raw: str) -> str | None:
+    """Normalise a member path; ``None`` if it is absolute or escapes with ``..``.
+
+    ``./a//b/`` becomes ``a/b``; an empty result (the archive root) becomes ``""``.
+    """
+    if raw.startswith("/"):
+        return None
+    parts: list[str] = []
+    for part in raw.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            return None
+        parts.append(part)
+    return "/".join(parts)

@@ -1,0 +1,151 @@
+"""Which members' bytes are kept during the pass, and the member index.
+
+The data-root prefix is only known after the pass, so capture rules match a
+path *suffix* anchored on Docker's own directory names (``image/<drv>/...``,
+``containers/<id>/...``) under any prefix. Captured files are small metadata
+(JSON, ids, bbolt databases); each is capped at :data:`MAX_CAPTURE`. Logs are
+not captured: they are decoded while streaming (see ``analyzer.pipeline``).
+
+:class:`FileIndex` keeps one row per member in columnar batches converted to
+Arrow every :data:`BATCH` rows, so memory grows with metadata only and no
+per-member Python object outlives its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+
+from analyzer.sources.member import CHAR, Member
+
+HEX64 = r"[0-9a-f]{64}"
+#: the largest metadata file we keep in memory (image configs with long histories
+#: are a few MB; anything bigger is hostile or not metadata)
+MAX_CAPTURE = 64 << 20
+
+#: regexes on the full member path; a match means "keep the bytes"
+CAPTURE = re.compile(
+    r"(?:^|/)(?:"
+    r"image/[^/]+/repositories\.json"
+    rf"|image/[^/]+/imagedb/content/sha256/{HEX64}"
+    rf"|image/[^/]+/imagedb/metadata/sha256/{HEX64}/(?:parent|lastUpdated|builtLocally)"
+    r"|image/[^/]+/layerdb/sha256/[^/]+/(?:diff|size|cache-id|parent|descriptor\.json)"
+    r"|image/[^/]+/layerdb/mounts/[^/]+/(?:mount-id|init-id|parent)"
+    r"|image/[^/]+/distribution/(?:diffid-by-digest|v2metadata-by-diffid)/sha256/[0-9a-f]{64}"
+    r"|containers/[0-9a-f]{64}/(?:config\.v2\.json|config\.json|hostconfig\.json)"
+    r"|volumes/metadata\.db|volumes/[^/]+/opts\.json"
+    r"|network/files/local-kv\.db"
+    r"|(?:overlay2|fuse-overlayfs)/[^/]+/(?:link|lower)"
+    r"|overlay/[^/]+/lower-id"
+    r"|aufs/layers/[^/]+"
+    r"|engine-id|repositories-[a-z0-9-]+"
+    rf"|graph/{HEX64}/(?:json|layersize|parent|checksum)"
+    r"|devicemapper/metadata/[^/]+"
+    r"|buildkit/[a-z_0-9]+\.db"
+    r")$")
+
+#: last path components that can start a capture match (cheap pre-filter)
+_NAMES = {"repositories.json", "parent", "lastUpdated", "builtLocally", "diff", "size",
+          "cache-id", "descriptor.json", "mount-id", "init-id", "config.v2.json", "config.json",
+          "hostconfig.json", "metadata.db", "opts.json", "local-kv.db", "link", "lower",
+          "lower-id", "engine-id", "json", "layersize", "checksum"}
+
+#: container log files (decoded while streaming, never captured)
+LOG = re.compile(
+    rf"(?:^|/)containers/({HEX64})/(?:{HEX64}-json\.log(?:\.\d+)?(?:\.gz)?"
+    r"|local-logs/container\.log(?:\.\d+)?(?:\.gz)?|container-cached\.log(?:\.\d+)?(?:\.gz)?)$")
+
+
+def wants_capture(path: str, name: str) -> bool:
+    """True if the bytes of this member should be kept."""
+    if name not in _NAMES and len(name) != 64 and not name.endswith(".db") \
+            and not name.startswith("repositories-") and "/aufs/layers/" not in path \
+            and "devicemapper/metadata/" not in path:
+        return False
+    return CAPTURE.search(path) is not None
+
+
+def log_container(path: str, name: str) -> str | None:
+    """The container id if this member is one of its log files."""
+    if ".log" not in name:
+        return None
+    m = LOG.search(path)
+    return m.group(1) if m else None
+
+
+#: rows per Arrow batch: large enough to amortise conversion, small enough that
+#: the Python lists of one batch stay a few MB
+BATCH = 65536
+
+_SCHEMA = pa.schema([
+    ("path", pa.string()), ("kind", pa.string()), ("size", pa.int64()), ("mode", pa.int64()),
+    ("uid", pa.int64()), ("gid", pa.int64()), ("mtime_ns", pa.int64()),
+    ("atime_ns", pa.int64()), ("ctime_ns", pa.int64()), ("linkname", pa.string()),
+    ("devmajor", pa.int64()), ("devminor", pa.int64()), ("xattrs_json", pa.string()),
+    ("whiteout", pa.bool_()), ("opaque", pa.bool_()), ("sha256", pa.string()),
+])
+
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def xattrs_json(xattrs: dict[str, bytes]) -> str | None:
+    """Extended attributes as JSON text; binary values as ``base64:...``."""
+    if not xattrs:
+        return None
+    import base64
+
+    out = {}
+    for k, v in xattrs.items():
+        try:
+            out[k] = v.decode("utf-8")
+            if not out[k].isprintable():
+                raise UnicodeDecodeError("utf-8", v, 0, 1, "unprintable")
+        except UnicodeDecodeError:
+            out[k] = "base64:" + base64.b64encode(v).decode()
+    return json.dumps(out, sort_keys=True)
+
+
+class FileIndex:
+    """The member index, accumulated in Arrow batches."""
+
+    def __init__(self) -> None:
+        self._batches: list[pa.RecordBatch] = []
+        self._rows: dict[str, list] = {f.name: [] for f in _SCHEMA}
+
+    def add(self, m: Member, sha256: str | None = None) -> None:
+        """Append one member."""
+        r = self._rows
+        r["path"].append(m.path)
+        r["kind"].append(m.kind)
+        r["size"].append(m.size)
+        r["mode"].append(m.mode)
+        r["uid"].append(m.uid)
+        r["gid"].append(m.gid)
+        r["mtime_ns"].append(m.mtime)
+        r["atime_ns"].append(m.atime)
+        r["ctime_ns"].append(m.ctime)
+        r["linkname"].append(m.linkname or None)
+        r["devmajor"].append(m.devmajor if m.kind == CHAR or m.devmajor else None)
+        r["devminor"].append(m.devminor if m.kind == CHAR or m.devminor else None)
+        r["xattrs_json"].append(xattrs_json(m.xattrs))
+        name = m.name
+        r["whiteout"].append((m.kind == CHAR and m.devmajor == 0 and m.devminor == 0)
+                             or (name.startswith(".wh.") and not name.startswith(".wh..wh.")))
+        r["opaque"].append(name == ".wh..wh..opq"
+                           or any(m.xattrs.get(x) == b"y" for x in OPAQUE_XATTRS))
+        r["sha256"].append(sha256)
+        if len(r["path"]) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Convert the pending rows to an Arrow batch."""
+        if self._rows["path"]:
+            self._batches.append(pa.RecordBatch.from_pydict(self._rows, schema=_SCHEMA))
+            self._rows = {f.name: [] for f in _SCHEMA}
+
+    def table(self) -> pa.Table:
+        """All rows as one Arrow table."""
+        self.flush()
+        return pa.Table.from_batches(self._batches, schema=_SCHEMA)
