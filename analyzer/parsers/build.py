@@ -129,8 +129,15 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         if c["mount_id"]:
             owners[c["mount_id"]] = ("container-rw", c["container_id"])
             row = dir_index.get((drv, c["mount_id"]))
-            c["size_rw_bytes"] = None if row is None or pd.isna(row.content_bytes) \
-                else int(row.content_bytes)
+            if row is None:
+                c["size_rw_bytes"] = None
+            elif drv in dparse.NAIVE_DIFF_DRIVERS and c["init_id"] and \
+                    (drv, c["init_id"]) in dir_index:
+                c["size_rw_bytes"] = _guard(view, f"RW size of {c['name']}", lambda: dparse.
+                                            naive_diff_size(files, row.content_path, dir_index[
+                                                (drv, c["init_id"])].content_path), None)
+            else:
+                c["size_rw_bytes"] = None if pd.isna(row.content_bytes) else int(row.content_bytes)
         if c["init_id"]:
             owners[c["init_id"]] = ("container-init", c["container_id"])
     if not dir_df.empty:

@@ -152,3 +152,67 @@ def driver_dirs(view: RootView, driver: str) -> DriverDirs:
     present = dirs["content_path"].map(view.exists) if not dirs.empty else dirs["dir_id"]
     dirs.loc[present.astype(bool) & dirs["files"].isna(), ["files", "content_bytes"]] = 0
     return DriverDirs(driver, dirs)
+
+
+#: drivers whose layers are full copies: the daemon measures a container's RW size
+#: by comparing its tree with its parent's ("naive diff", moby graphdriver/fsdiff.go)
+NAIVE_DIFF_DRIVERS = ("vfs", "btrfs", "zfs")
+CAPABILITY_XATTR = "security.capability"
+
+
+def _tree(files: pd.DataFrame, folder: str) -> pd.DataFrame:
+    head = folder + "/"
+    sub = files[files["path"].str.startswith(head)]
+    return sub.assign(inner=sub["path"].str.slice(len(head))).set_index("inner")
+
+
+def _same_time(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Go ``sameFsTime``: equal, or equal seconds when either has no nanoseconds."""
+    an, bn = a.astype("int64"), b.astype("int64")
+    sec = (an // 1_000_000_000) == (bn // 1_000_000_000)
+    return (an == bn) | (sec & ((an % 1_000_000_000 == 0) | (bn % 1_000_000_000 == 0)))
+
+
+def changed_paths(files: pd.DataFrame, new: str, old: str) -> pd.DataFrame:
+    """Entries of folder ``new`` added or modified relative to folder ``old``.
+
+    The rules of moby's ``archive.ChangesDirs`` on two full trees: a path changed
+    when its type, mode, owner or device differ, when a non-directory's mtime
+    (``sameFsTime``) or size differ, or when its ``security.capability`` differs.
+    """
+    a, b = _tree(files, new), _tree(files, old)
+    joined = a.join(b.add_suffix("_old"), how="left")
+    added = joined["kind_old"].isna()
+    k_new, k_old = joined["kind"].astype("string"), joined["kind_old"].astype("string")
+    is_dir = k_new == "dir"
+    cap_new = joined["xattrs_json"].fillna("").str.extract(r'"security\.capability": "([^"]*)"',
+                                                         expand=False).fillna("")
+    cap_old = joined["xattrs_json_old"].fillna("").str.extract(
+        r'"security\.capability": "([^"]*)"', expand=False).fillna("")
+    modified = ~added & (
+        (k_new != k_old) | (joined["mode"] != joined["mode_old"]) | (joined["uid"] != joined["uid_old"])
+        | (joined["gid"] != joined["gid_old"])
+        | (joined["devmajor"].fillna(0) != joined["devmajor_old"].fillna(0))
+        | (joined["devminor"].fillna(0) != joined["devminor_old"].fillna(0))
+        | (~is_dir & (~_same_time(joined["mtime"].astype("int64"), joined["mtime_old"].fillna(
+            joined["mtime"]).astype("int64")) | (joined["size"] != joined["size_old"])))
+        | (cap_new != cap_old))
+    out = joined[added | modified.fillna(False)]
+    return out.assign(change=["A" if x else "C" for x in added[added | modified.fillna(False)]])
+
+
+def naive_diff_size(files: pd.DataFrame, new: str, old: str) -> int:
+    """Bytes the daemon reports for ``new`` over ``old``: added or changed non-directories,
+    symlinks by target length, each inode once."""
+    ch = changed_paths(files, new, old)
+    kinds = ch["kind"].astype("string")
+    total = int(ch.loc[kinds == "file", "size"].fillna(0).sum())
+    links = ch.loc[kinds == "symlink", "linkname"].fillna("")
+    total += int(sum(len(t.encode("utf-8", "surrogateescape")) for t in links))
+    hard = ch[kinds == "hardlink"]
+    if len(hard):
+        counted = set((new + "/" + ch.index[kinds == "file"]).tolist())
+        sizes = dict(zip(files["path"], files["size"]))
+        for target in set(hard["linkname"].dropna()) - counted:
+            total += int(sizes.get(target, 0) or 0)
+    return total

@@ -50,7 +50,7 @@ ENDPOINT_KEYS = ("IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "G
 _ENDPOINT_ZERO = {"IPPrefixLen": 0, "GlobalIPv6PrefixLen": 0}
 
 
-class ContainerDocs:
+class ContainerDocs:  # noqa: D101
     """Containers of a snapshot as the daemon holds them, ready for rendering."""
 
     def __init__(self, snap: Any, ctx: Context) -> None:
