@@ -94,6 +94,7 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         columns=["dir_id", "driver", "path", "content_path", "files", "content_bytes", "link_id",
                  "lower", "has_merged"])
     dir_index = {(r.driver, r.dir_id): r for r in dir_df.itertuples()}
+    _check_lower_links(view, dir_df)
 
     # -- layers ----------------------------------------------------------------------
     image_refs: dict[str, int] = {}
@@ -169,6 +170,27 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
     meta["issue_count"] = len(issues)
     tables["snapshot"] = schema.frame("snapshot", [meta])
     return tables, meta
+
+
+def _check_lower_links(view: RootView, dirs: pd.DataFrame) -> None:
+    """Report overlay ``lower`` entries whose short link no layer directory owns."""
+    for drv in ("overlay2", "fuse-overlayfs"):
+        sub = dirs[dirs["driver"] == drv]
+        if sub.empty:
+            continue
+        known = set(sub["link_id"].dropna())
+        missing: dict[str, list[str]] = {}
+        for dir_id, lower in zip(sub["dir_id"], sub["lower"]):
+            if not isinstance(lower, str):
+                continue
+            for entry in lower.split(":"):
+                link = entry.split("/", 1)[-1]
+                if link not in known:
+                    missing.setdefault(link, []).append(dir_id)
+        for link, users in sorted(missing.items()):
+            view.issues.add("link.dangling", f"{drv}: short link {link} (in the lower file of "
+                            f"{len(users)} layer(s), e.g. {users[0][:12]}) belongs to no layer "
+                            "directory in the snapshot", path=f"{drv}/l/{link}")
 
 
 def _content_path(driver: str | None, dir_id: str) -> str | None:

@@ -41,6 +41,8 @@ DIR_OF: dict[str, str] = {
     "vfs": r"^vfs/dir/([^/]+)$", "btrfs": r"^btrfs/subvolumes/([^/]+)$",
     "aufs": r"^aufs/diff/([^/]+)$", "overlay": r"^overlay/([^/]+)$",
     "zfs": r"^zfs/graph/([^/]+)$",
+    # thin-device records: one JSON file per layer or container device
+    "devicemapper": r"^devicemapper/metadata/(?!base$|deviceset-metadata$|transaction-metadata$)([^/]+)$",
 }
 KNOWN_DRIVERS = ("overlay2", "fuse-overlayfs", "vfs", "aufs", "overlay", "btrfs", "zfs",
                  "devicemapper", "windowsfilter")
@@ -113,7 +115,8 @@ def driver_dirs(view: RootView, driver: str) -> DriverDirs:
         return DriverDirs(driver, pd.DataFrame(columns=["dir_id"]))
     ids = files["path"].str.extract(dir_rx, expand=False).dropna()
     # folders implied by deeper paths count even when the tar lacks their own entry
-    deeper = files["path"].str.extract(dir_rx.rstrip("$") + "/", expand=False).dropna()
+    deeper = files["path"].str.extract(dir_rx.rstrip("$") + "/", expand=False).dropna() \
+        if driver != "devicemapper" else ids.iloc[0:0]
     dir_ids = sorted((set(ids.tolist()) | set(deeper.tolist())) - {"l"})
     merged_ids = set(files["path"].str.extract(rf"^{driver}/([^/]+)/merged/", expand=False)
                      .dropna().tolist()) if driver in ("overlay2", "fuse-overlayfs", "overlay") \
@@ -121,7 +124,8 @@ def driver_dirs(view: RootView, driver: str) -> DriverDirs:
     rows = []
     for dir_id in dir_ids:
         path = {"vfs": f"vfs/dir/{dir_id}", "btrfs": f"btrfs/subvolumes/{dir_id}",
-                "aufs": f"aufs/diff/{dir_id}", "zfs": f"zfs/graph/{dir_id}"}.get(
+                "aufs": f"aufs/diff/{dir_id}", "zfs": f"zfs/graph/{dir_id}",
+                "devicemapper": f"devicemapper/metadata/{dir_id}"}.get(
                     driver, f"{driver}/{dir_id}")
         link = lower = None
         content = path
