@@ -36,6 +36,7 @@ CODES: dict[str, str] = {
     "driver.unreadable": "this storage driver's layer contents cannot be read from a tar",
     "driver.unknown": "an unknown folder sits at the top of the data-root",
     "store.containerd": "this root used the containerd image store",
+    "legacy.leftover": "pre-1.10 image metadata (graph/) sits next to the v2 store (a migrated host)",
     "volume.missing": "a volume referenced by a container is not in the snapshot",
     "parse.error": "an artefact could not be parsed (internal error; see --debug)",
 }

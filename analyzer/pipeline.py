@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
 from analyzer.issues import IssueLog
-from analyzer.sources.base import EvidenceInfo, Progress
+from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
 from analyzer.sources.capture import MAX_CAPTURE, FileIndex, log_container, wants_capture
 from analyzer.sources.locate import RootCandidate, RootFinder
 
@@ -28,6 +28,8 @@ from analyzer.sources.locate import RootCandidate, RootFinder
 HASH_CHUNK = 1 << 20
 #: malformed-record issues kept per log file (a garbage file must not flood the table)
 MAX_LOG_ISSUES = 20
+#: duplicate-member and escaping-link issues kept per snapshot (then one summary)
+MAX_MEMBER_ISSUES = 20
 
 
 @dataclass
@@ -116,11 +118,17 @@ def read_evidence(path: str, *, hash_files: bool = True,
     finder = RootFinder()
     captured: dict[str, bytes] = {}
     logs: list[LogFile] = []
+    escapes = 0
     for member, payload in source:
         if member.path is None:  # unsafe path, already reported by the source
             continue
         name = member.name
         finder.observe(member.path, name)
+        if member.kind == "symlink" and link_escapes(member.path, member.linkname):
+            escapes += 1
+            if escapes <= MAX_MEMBER_ISSUES:
+                info.issues.add("link.escape", f"{member.path} -> {member.linkname} points "
+                                "out of the snapshot; it is never followed", path=member.path)
         sha = None
         if payload is not None:
             cid = log_container(member.path, name)
@@ -140,8 +148,35 @@ def read_evidence(path: str, *, hash_files: bool = True,
             elif hash_files:
                 sha = _hash_stream(payload)
         index.add(member, sha)
-    return RawSnapshot(info=info, files=index.table(), captured=captured, logs=logs,
+    if escapes > MAX_MEMBER_ISSUES:
+        info.issues.add("link.escape", f"{escapes - MAX_MEMBER_ISSUES} more symlinks point out "
+                        "of the snapshot")
+    table = index.table()
+    files = _drop_duplicates(table, info.issues)
+    if len(files) < len(table):  # a log file met twice: its last copy wins too
+        last = {log.path: i for i, log in enumerate(logs)}
+        logs = [log for i, log in enumerate(logs) if last[log.path] == i]
+    return RawSnapshot(info=info, files=files, captured=captured, logs=logs,
                        roots=finder.candidates(), hash_files=hash_files)
+
+
+def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:
+    """Keep only the last row of each path, as extracting the tar would, and record
+    ``archive.duplicate`` for each path met more than once."""
+    n = len(files)
+    if n == 0 or pc.count_distinct(files["path"]).as_py() == n:
+        return files
+    rows = files.append_column("_row", pa.array(range(n), pa.int64()))
+    grouped = rows.group_by("path").aggregate([("_row", "max"), ("_row", "count")])
+    dups = grouped.filter(pc.greater(grouped["_row_count"], 1)).sort_by("_row_max")
+    for path, count in zip(dups["path"].to_pylist()[:MAX_MEMBER_ISSUES],
+                           dups["_row_count"].to_pylist()[:MAX_MEMBER_ISSUES]):
+        issues.add("archive.duplicate", f"{path} appears {count} times in the archive; the "
+                   "last copy is used", path=path)
+    if len(dups) > MAX_MEMBER_ISSUES:
+        issues.add("archive.duplicate", f"{len(dups) - MAX_MEMBER_ISSUES} more paths appear "
+                   "more than once; the last copies are used")
+    return files.filter(pc.is_in(rows["_row"], value_set=grouped["_row_max"]))
 
 
 def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog) -> LogFile:

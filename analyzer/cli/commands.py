@@ -136,6 +136,20 @@ def cmd_networks(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) 
     return 0
 
 
+def cmd_df(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    from analyzer.render.engine.system import system_df
+
+    ctx = context_for(snap, at=args.at)
+    doc = system_df(snap, ctx)
+    if args.json:
+        _emit_json(out, doc)
+    elif args.verbose:
+        out.write(tables.system_df_verbose(doc, ctx))
+    else:
+        out.write(tables.system_df_table(doc))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
     doc = tables.info_doc(snap)
     if args.json:
@@ -172,7 +186,7 @@ def cmd_export(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) ->
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Any, TextIO, TextIO], int]] = {
     "images": cmd_images, "ps": cmd_ps, "inspect": cmd_inspect, "history": cmd_history,
-    "logs": cmd_logs, "volumes": cmd_volumes, "networks": cmd_networks, "info": cmd_info,
+    "logs": cmd_logs, "df": cmd_df, "volumes": cmd_volumes, "networks": cmd_networks, "info": cmd_info,
     "ingest": cmd_ingest, "export": cmd_export,
 }
 

@@ -26,6 +26,7 @@ examples:
   python -m analyzer history  evidence.tar.zst app:legacy
   python -m analyzer logs     evidence.tar.zst web-1 --timestamps
   python -m analyzer volumes  evidence.tar.zst --json
+  python -m analyzer df       evidence.tar.zst -v
   python -m analyzer networks evidence.tar.zst
   python -m analyzer ingest   evidence.tar.zst --case ./case-42
   python -m analyzer export   evidence.tar.zst --out ./tables --format csv
@@ -104,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("volumes", "list volumes (GET /volumes)")
     _json_flag(p)
     p = add("networks", "list networks (GET /networks)")
+    _json_flag(p)
+    p = add("df", "disk usage like `docker system df` (--json = GET /system/df)")
+    p.add_argument("-v", "--verbose", action="store_true", help="per image, container, volume "
+                   "and build-cache record")
+    p.add_argument("--at", metavar="TIME", help="reference time for 'X ago' wording")
     _json_flag(p)
     p = add("info", "summary of the snapshot: evidence hash, data-root, driver, counts, issues")
     _json_flag(p)

@@ -24,6 +24,16 @@ class Snapshot:
             raise ValueError(f"snapshot lacks tables {sorted(missing)}")
         self.tables = tables
         self.meta = meta
+        self._graph: Any = None
+
+    @property
+    def graph(self) -> Any:
+        """The image/layer/container DAG (``networkx.DiGraph``, see :mod:`analyzer.model.graph`)."""
+        if self._graph is None:
+            from analyzer.model.graph import build_graph
+
+            self._graph = build_graph(self)
+        return self._graph
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         tables = self.__dict__.get("tables", {})
@@ -59,7 +69,8 @@ class Snapshot:
         tags = self.tables["image_tags"]
         ref = ref.strip()
         hexref = ref[7:] if ref.startswith("sha256:") else ref
-        hit = images[images["image_id"] == "sha256:" + hexref]
+        # pre-1.10 (graph/) image ids are bare hex: match them with or without the prefix
+        hit = images[images["image_id"].isin(["sha256:" + hexref, hexref])]
         if hit.empty:
             want = [ref]
             if "@" not in ref and ":" not in ref.rpartition("/")[2]:
@@ -72,7 +83,9 @@ class Snapshot:
             ids = tags[tags["reference"].isin(want)]["image_id"].unique().tolist()
             hit = images[images["image_id"].isin(ids)]
         if hit.empty and hexref and all(c in "0123456789abcdef" for c in hexref):
-            hit = images[images["image_id"].str.startswith("sha256:" + hexref)]
+            ids = images["image_id"]
+            hit = images[ids.str.startswith("sha256:" + hexref) | (
+                ~ids.str.startswith("sha256:") & ids.str.startswith(hexref))]
         return _one(hit, ref, "image")
 
     def image_tags_of(self, image_id: str) -> list[str]:

@@ -16,10 +16,11 @@ import pandas as pd
 import pyarrow as pa
 
 from analyzer import __version__
+from analyzer.formats.digest import short
 from analyzer.model import schema
 from analyzer.parsers import containers as cparse
 from analyzer.parsers import drivers as dparse
-from analyzer.parsers import imagestore, networks, volumes
+from analyzer.parsers import imagestore, legacy, networks, volumes
 from analyzer.parsers.rootview import RootView
 from analyzer.sources.locate import RootCandidate
 
@@ -80,6 +81,17 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
             issues.add("root.partial", f"a second image store for driver {d!r} ({len(s.images)} "
                        f"images) is present; the daemon only loads {active!r}", severity="info")
     store = store or imagestore.ImageStore(driver=active or "")
+    # -- pre-1.10 graph/ layout (analyzer.parsers.legacy) -------------------------------
+    legacy_used = False
+    if legacy.has_graph(view):
+        if stores:  # a migrated host: the daemon loads the v2 store only
+            issues.add("legacy.leftover", legacy.leftover_summary(view), path="graph",
+                       severity="info")
+        else:
+            store = _guard(view, "pre-1.10 image store (graph/)",
+                           lambda: legacy.parse_graph(view, active or ""), store)
+            legacy_used = True
+    # -- end pre-1.10 -------------------------------------------------------------------
 
     # -- driver directories --------------------------------------------------------
     dirs = []
@@ -118,7 +130,7 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         if cache and not layer["removing"]:
             owners[cache] = ("image-layer", layer["chain_id"])
             if not layer["dir_present"] and active not in dparse.UNREADABLE:
-                issues.add("layer.dir_missing", f"layer {layer['chain_id'][7:19]}: directory "
+                issues.add("layer.dir_missing", f"layer {short(layer['chain_id'])}: directory "
                            f"{path} is not in the snapshot", path=path or "", severity="warning")
 
     # -- containers ------------------------------------------------------------------
@@ -137,6 +149,13 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
                 c["size_rw_bytes"] = _guard(view, f"RW size of {c['name']}", lambda: dparse.
                                             naive_diff_size(files, row.content_path, dir_index[
                                                 (drv, c["init_id"])].content_path), None)
+            elif drv == "overlay" and c["init_id"] and (drv, c["init_id"]) in dir_index:
+                # overlay v1 is a naive-diff driver too (merged vs init merged; legacy fix)
+                c["size_rw_bytes"] = _guard(view, f"RW size of {c['name']}", lambda: dparse.
+                                            overlay_diff_size(files, row.content_path, dir_index[
+                                                (drv, c["init_id"])].content_path,
+                                                f"overlay/{row.lower}/root" if isinstance(
+                                                    row.lower, str) else None), None)
             else:
                 c["size_rw_bytes"] = None if pd.isna(row.content_bytes) else int(row.content_bytes)
         if c["init_id"]:
@@ -165,7 +184,11 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         "networks": schema.frame("networks", net_rows),
         "logs": schema.frame("logs", log_rows),
     })
-    meta = _meta(raw, cand, view, tables, active, drivers_present, stores)
+    meta = _meta(raw, cand, view, tables, active, drivers_present,
+                 {active or "": store} if legacy_used else stores)  # legacy: graph/ is the store
+    if legacy_used:
+        meta["docker_version_hints"] = json.dumps(json.loads(meta["docker_version_hints"])
+                                                  + ["pre-1.10 graph/ layout"])
     tables["issues"] = schema.frame("issues", issues.records())
     meta["issue_count"] = len(issues)
     tables["snapshot"] = schema.frame("snapshot", [meta])

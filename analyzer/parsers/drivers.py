@@ -5,7 +5,9 @@ Reads, relative to the data-root:
 * overlay2 / fuse-overlayfs: ``<drv>/<id>/{diff/,link,lower,merged/}``, ``<drv>/l/``
 * vfs: ``vfs/dir/<id>/``; btrfs: ``btrfs/subvolumes/<id>/``
 * aufs: ``aufs/diff/<id>/``, ``aufs/layers/<id>``
-* overlay (v1): ``overlay/<id>/{root/,upper/,lower-id}``
+* overlay (v1): ``overlay/<id>/{root/,upper/,lower-id}`` (image layers are full trees in
+  ``root/``; container and init layers have ``upper/`` and ``lower-id``; the RW size is a
+  naive diff, see :func:`overlay_diff_size`)
 * zfs, devicemapper: metadata only (contents are not in a tar; reported)
 
 Sizes follow the daemon's directory walk (moby ``daemon/internal/directory``):
@@ -208,7 +210,32 @@ def changed_paths(files: pd.DataFrame, new: str, old: str) -> pd.DataFrame:
 def naive_diff_size(files: pd.DataFrame, new: str, old: str) -> int:
     """Bytes the daemon reports for ``new`` over ``old``: added or changed non-directories,
     symlinks by target length, each inode once."""
-    ch = changed_paths(files, new, old)
+    return _changes_size(files, changed_paths(files, new, old), new)
+
+
+def overlay_diff_size(files: pd.DataFrame, upper: str, init_upper: str,
+                      lower_root: str | None) -> int:
+    """RW size of an overlay (v1) container, as the daemon's naive diff computes it.
+
+    The overlay v1 driver is wrapped in moby's ``NaiveDiffDriver``: the size is
+    ``ChangesDirs`` of the container's merged tree against its init layer's merged
+    tree. Both are overlays on the same lower tree (``<lower-id>/root``; the
+    container's ``upper`` starts as a copy of the init layer's ``upper``), so
+    only entries of the container's ``upper`` can differ: an entry counts when it
+    differs from the same path in the init layer's ``upper`` or, when that has
+    no such path, from ``lower_root``. Whiteouts are deletions (no bytes).
+    """
+    ch = changed_paths(files, upper, init_upper)
+    added = ch[ch["change"] == "A"]
+    if len(added) and lower_root:
+        vs_root = changed_paths(files, upper, lower_root)
+        added = added[added.index.isin(vs_root.index)]
+    ch = pd.concat([ch[ch["change"] == "C"], added])
+    return _changes_size(files, ch, upper)
+
+
+def _changes_size(files: pd.DataFrame, ch: pd.DataFrame, new: str) -> int:
+    """``archive.ChangesSize``: bytes of changed non-directories under ``new``."""
     kinds = ch["kind"].astype("string")
     total = int(ch.loc[kinds == "file", "size"].fillna(0).sum())
     links = ch.loc[kinds == "symlink", "linkname"].fillna("")

@@ -213,3 +213,81 @@ def info_text(doc: dict[str, Any]) -> str:
     for i in doc["issues"]:
         lines.append(f"  [{i['severity']}] {i['code']}: {i['message']}")
     return "\n".join(lines) + "\n"
+
+
+def _pct(part: float, total: float) -> str:
+    return f" ({int(part * 100 / total)}%)" if total > 0 else ""
+
+
+def system_df_table(doc: dict[str, Any]) -> str:
+    """``docker system df`` (the summary) for a ``GET /system/df`` document."""
+    images, containers = doc["Images"], doc["Containers"]
+    volumes, cache = doc["Volumes"], doc["BuildCache"] or []
+    layers = doc["LayersSize"]
+    used = sum(i["VirtualSize"] - i["SharedSize"] for i in images if i["Containers"])
+    active_c = [c for c in containers if c["State"] in ("running", "paused", "restarting")]
+    c_total = sum(c.get("SizeRw", 0) for c in containers)
+    c_recl = sum(c.get("SizeRw", 0) for c in containers if c not in active_c)
+    v_sizes = [v["UsageData"]["Size"] for v in volumes if v["UsageData"]["Size"] != -1]
+    v_total = sum(v_sizes)
+    v_recl = sum(v["UsageData"]["Size"] for v in volumes
+                 if v["UsageData"]["RefCount"] == 0 and v["UsageData"]["Size"] != -1)
+    b_total = doc["BuilderSize"]
+    b_recl = b_total - sum(b["Size"] for b in cache if b["InUse"] and not b["Shared"])
+    rows = [
+        ["Images", str(len(images)), str(sum(1 for i in images if i["Containers"] > 0)),
+         human_size(layers, 4), human_size(layers - used, 4) + _pct(layers - used, layers)],
+        ["Containers", str(len(containers)), str(len(active_c)), human_size(c_total, 4),
+         human_size(c_recl, 4) + _pct(c_recl, c_total)],
+        ["Local Volumes", str(len(volumes)),
+         str(sum(1 for v in volumes if v["UsageData"]["RefCount"] > 0)), human_size(v_total, 4),
+         human_size(v_recl, 4) + _pct(v_recl, v_total)],
+        ["Build Cache", str(len(cache)), str(sum(1 for b in cache if b["InUse"])),
+         human_size(b_total, 4), human_size(b_recl, 4)],
+    ]
+    return render_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
+
+
+def system_df_verbose(doc: dict[str, Any], ctx: Context) -> str:
+    """``docker system df -v``."""
+    img_rows = []
+    for i in doc["Images"]:
+        tag = (i["RepoTags"] or ["<none>:<none>"])[0]
+        repo, _, t = tag.rpartition(":")
+        img_rows.append([repo or "<none>", t or "<none>", truncate_id(i["Id"]),
+                         _ago(ctx, i["Created"]), human_size(i["VirtualSize"], 4),
+                         human_size(i["SharedSize"], 4),
+                         human_size(i["VirtualSize"] - i["SharedSize"], 4), str(i["Containers"])])
+    c_rows = []
+    for c in doc["Containers"]:
+        image = c["Image"]
+        if truncate_id(c["ImageID"]) == truncate_id(image):
+            image = truncate_id(image)
+        names = [n.lstrip("/") for n in c["Names"]]
+        plain = [n for n in names if "/" not in n]
+        c_rows.append([truncate_id(c["Id"]), image, _command(c["Command"], False),
+                       str(sum(1 for m in c["Mounts"] if m.get("Driver") == "local")),
+                       human_size(c.get("SizeRw", 0)), _ago(ctx, c["Created"]), c["Status"],
+                       plain[0] if plain else ",".join(names)])
+    v_rows = [[v["Name"], str(v["UsageData"]["RefCount"]), human_size(v["UsageData"]["Size"], 4)]
+              for v in doc["Volumes"]]
+    parts = ["Images space usage:\n\n" + render_table(
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
+         "CONTAINERS"], img_rows),
+        "Containers space usage:\n\n" + render_table(
+            ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS",
+             "NAMES"], c_rows),
+        "Local Volumes space usage:\n\n" + render_table(["VOLUME NAME", "LINKS", "SIZE"], v_rows)]
+    cache = sorted(doc["BuildCache"] or [], key=lambda b: (b.get("LastUsedAt") or "", b["ID"]))
+    b_rows = []
+    for b in cache:
+        from analyzer.render.engine.common import unix_seconds
+
+        last = b.get("LastUsedAt")
+        b_rows.append([b["ID"][:12] + ("*" if b["InUse"] else ""), b["Type"],
+                       human_size(b["Size"]), _ago(ctx, unix_seconds(b["CreatedAt"])),
+                       _ago(ctx, unix_seconds(last)) if last else "",
+                       str(b["UsageCount"]), str(b["Shared"]).lower()])
+    parts.append(f"Build cache usage: {human_size(doc['BuilderSize'], 4)}\n\n" + render_table(
+        ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], b_rows))
+    return "\n".join(parts)

@@ -28,7 +28,7 @@ class EvidenceInfo:
     size: int = 0  # bytes of the evidence file (directories: sum of file sizes)
     sha256: str = ""  # of the evidence bytes; directories: of the sorted listing
     sha256_kind: str = "bytes"  # "bytes" or "listing"
-    complete: bool = True  # False when the read stopped early (truncated/corrupt)
+    complete: bool = True  # False when data was lost (truncated, corrupt or skipped region)
     members: int = 0
     issues: IssueLog = field(default_factory=IssueLog)
 
@@ -57,3 +57,23 @@ def clean_path(raw: str) -> str | None:
             return None
         parts.append(part)
     return "/".join(parts)
+
+
+def link_escapes(path: str, target: str) -> bool:
+    """True if the relative symlink ``target`` of the member ``path`` climbs above the
+    snapshot root (``a/l -> ../../etc``).
+
+    Absolute targets are not counted: inside layers and container roots they name
+    a path of the container's own filesystem, and they are never followed anyway.
+    """
+    if not target or target.startswith("/"):
+        return False
+    depth = path.count("/")  # folders between the snapshot root and the link
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False

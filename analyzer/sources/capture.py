@@ -40,7 +40,7 @@ CAPTURE = re.compile(
     r"|(?:overlay2|fuse-overlayfs)/[^/]+/(?:link|lower)"
     r"|overlay/[^/]+/lower-id"
     r"|aufs/layers/[^/]+"
-    r"|engine-id|repositories-[a-z0-9-]+"
+    r"|engine-id|repositories-[a-z0-9-]+|\.migration-v1-images\.json"
     rf"|graph/{HEX64}/(?:json|layersize|parent|checksum)"
     r"|devicemapper/metadata/[^/]+"
     r"|buildkit/[a-z_0-9]+\.db"
@@ -50,7 +50,8 @@ CAPTURE = re.compile(
 _NAMES = {"repositories.json", "parent", "lastUpdated", "builtLocally", "diff", "size",
           "cache-id", "descriptor.json", "mount-id", "init-id", "config.v2.json", "config.json",
           "hostconfig.json", "metadata.db", "opts.json", "local-kv.db", "link", "lower",
-          "lower-id", "engine-id", "json", "layersize", "checksum"}
+          "lower-id", "engine-id", "json", "layersize", "checksum",
+          ".migration-v1-images.json"}
 
 #: container log files (decoded while streaming, never captured)
 LOG = re.compile(

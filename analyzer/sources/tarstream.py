@@ -10,12 +10,19 @@ look complete), it cannot resynchronise after damage, and it builds a heavy
 ``TarInfo`` per member. This reader handles exactly what evidence tars contain
 (ustar, GNU long names/links and old-GNU times, pax records incl.
 ``SCHILY.xattr.*``/``LIBARCHIVE.xattr.*``, base-256 numbers, GNU sparse members
-skipped as opaque payload) and reports damage as issues:
+in old-GNU, pax 0.0/0.1 and pax 1.0 layout, whose payload is re-expanded with its
+holes as zeros) and reports damage as issues:
 
 * ``archive.truncated``: the stream ends inside a header or payload;
-* ``archive.corrupt``: a header fails its checksum; the reader scans forward
-  block by block (up to :data:`RESYNC_LIMIT`) for the next valid header;
+* ``archive.corrupt``: a header fails its checksum or holds impossible numbers,
+  or the compressed stream is damaged; after a bad header the reader scans
+  forward block by block (up to :data:`RESYNC_LIMIT`) for the next valid header;
 * ``path.escape``: absolute or ``..`` member paths are reported and skipped.
+
+Decompressor errors never escape: the block reader keeps every byte decoded
+before the error (it reads with ``read1`` so a failing call loses nothing) and
+the member loop reports the error where the stream ends; an error after the
+end-of-archive marker (trailing garbage after a gzip/zstd stream) is harmless.
 
 The evidence bytes (before decompression) are hashed with sha256 as they are
 read; trailing bytes after the end of the archive are hashed too.
@@ -85,23 +92,41 @@ class _HashingReader:
 
 
 class _Blocks:
-    """Buffered forward-only reader over the decompressed tar stream."""
+    """Buffered forward-only reader over the decompressed tar stream.
+
+    A decompression error ends the stream (``eof``) and is kept in ``error``;
+    the bytes decoded before it stay readable.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
+        # read1: one decompression step per call, so an error never discards
+        # bytes that were already decoded within the same call
+        self._read = getattr(stream, "read1", None) or stream.read
+        self._errors = decompression_errors()
+        self.error: BaseException | None = None
         self.buf = b""
         self.off = 0
         self.pos = 0  # absolute offset in the decompressed stream
         self.eof = False
 
     def _fill(self, n: int) -> None:
-        while len(self.buf) - self.off < n and not self.eof:
-            chunk = self.stream.read(max(READ_CHUNK, n))
+        need = n - (len(self.buf) - self.off)
+        parts = [self.buf[self.off:]]
+        while need > 0 and not self.eof:
+            try:
+                chunk = self._read(max(READ_CHUNK, need))
+            except self._errors as exc:  # damaged or cut compressed stream
+                self.error = exc
+                self.eof = True
+                break
             if not chunk:
                 self.eof = True
                 break
-            self.buf = self.buf[self.off:] + chunk
-            self.off = 0
+            parts.append(chunk)
+            need -= len(chunk)
+        self.buf = b"".join(parts)
+        self.off = 0
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; fewer only at the end of the stream."""
@@ -111,6 +136,11 @@ class _Blocks:
         self.off += len(data)
         self.pos += len(data)
         return data
+
+    def unread(self, n: int) -> None:
+        """Step back over the last ``n`` bytes returned by :meth:`read` (``n`` <= 512)."""
+        self.off -= n
+        self.pos -= n
 
     def skip(self, n: int) -> int:
         """Skip ``n`` bytes; return how many were actually skipped."""
@@ -134,10 +164,10 @@ class Payload:
 
     def __init__(self, blocks: _Blocks, size: int) -> None:
         self._blocks = blocks
-        self.remaining = size
+        self.remaining = size  # stored bytes of this member not yet read
         self.short = False  # set when the archive ended inside this payload
 
-    def read(self, n: int = -1) -> bytes:
+    def _read_stored(self, n: int) -> bytes:
         if n < 0 or n > self.remaining:
             n = self.remaining
         data = self._blocks.read(n)
@@ -147,6 +177,10 @@ class Payload:
             self.remaining = 0
         return data
 
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of content (all that is left if ``n < 0``)."""
+        return self._read_stored(n)
+
     def readable(self) -> bool:
         return True
 
@@ -155,6 +189,48 @@ class Payload:
             if self._blocks.skip(self.remaining) < self.remaining:
                 self.short = True
             self.remaining = 0
+
+
+class SparsePayload(Payload):
+    """The content of a GNU sparse member, re-expanded: holes read as zeros.
+
+    ``segments`` are the ``(offset, length)`` data regions, ascending and not
+    overlapping, stored back to back in the archive; ``realsize`` is the
+    length of the expanded file.
+    """
+
+    def __init__(self, blocks: _Blocks, stored: int, segments: list[tuple[int, int]],
+                 realsize: int) -> None:
+        super().__init__(blocks, stored)
+        self._segments = segments
+        self._seg = 0
+        self._pos = 0
+        self._left = realsize
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of the expanded content."""
+        if n < 0 or n > self._left:
+            n = self._left
+        out: list[bytes] = []
+        segs = self._segments
+        while n > 0:
+            while self._seg < len(segs) and sum(segs[self._seg]) <= self._pos:
+                self._seg += 1
+            if self._seg < len(segs) and segs[self._seg][0] <= self._pos:
+                take = min(n, sum(segs[self._seg]) - self._pos)
+                data = self._read_stored(take)
+            else:  # a hole, up to the next data region or the end
+                end = segs[self._seg][0] if self._seg < len(segs) else self._pos + self._left
+                take = min(n, end - self._pos)
+                data = bytes(take)
+            out.append(data)
+            self._pos += len(data)
+            self._left -= len(data)
+            n -= len(data)
+            if len(data) < take:  # the archive ended inside the stored data
+                self._left = 0
+                break
+        return b"".join(out)
 
 
 def _num(field: bytes) -> int:
@@ -189,11 +265,13 @@ def _decode_name(raw: bytes) -> str:
 
 
 def _pax_time(value: bytes) -> int:
-    """pax time ``seconds[.fraction]`` → ns."""
+    """pax time ``[-]seconds[.fraction]`` → ns; ``ValueError`` if malformed."""
     text = value.decode("ascii", "replace").strip()
     neg = text.startswith("-")
-    sec, _, frac = text.lstrip("-").partition(".")
-    ns = int(sec or 0) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    sec, _, frac = text[neg:].partition(".")
+    if not sec.isdigit() or (frac and not frac.isdigit()):
+        raise ValueError(f"not a pax time: {text[:40]!r}")
+    ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
     return -ns if neg else ns
 
 
@@ -213,9 +291,44 @@ def _parse_pax(data: bytes) -> dict[str, bytes]:
             break
         record = data[space + 1:pos + length - 1]  # without the trailing newline
         key, _, value = record.partition(b"=")
-        out[key.decode("utf-8", "replace")] = value
+        name = key.decode("utf-8", "replace")
+        if name in ("GNU.sparse.offset", "GNU.sparse.numbytes"):  # sparse 0.0: repeated
+            old = out.get("GNU.sparse.map")
+            out["GNU.sparse.map"] = value if old is None else old + b"," + value
+        else:
+            out[name] = value
         pos += length
     return out
+
+
+_ZERO_BLOCK = bytes(BLOCKSIZE)
+#: pax records that mark a GNU sparse member
+_SPARSE_KEYS = ("GNU.sparse.major", "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.realsize")
+
+
+def _padded(size: int) -> int:
+    return (size + BLOCKSIZE - 1) // BLOCKSIZE * BLOCKSIZE
+
+
+def _pax_int(value: bytes) -> int:
+    """A non-negative decimal pax value; ``ValueError`` otherwise."""
+    text = value.strip()
+    if not text.isdigit():
+        raise ValueError(f"not a decimal number: {text[:40]!r}")
+    return int(text)
+
+
+def _header_problem(block: bytes) -> str | None:
+    """Why ``block`` is not a usable header, or ``None`` if it is one."""
+    if not _checksum_ok(block):
+        return "bad checksum"
+    try:
+        size = _num(block[124:136])
+    except ValueError:
+        return "size is not a number"
+    if size < 0:
+        return "negative size"
+    return None
 
 
 class TarSource:
@@ -247,106 +360,131 @@ class TarSource:
     def _members(self, blocks: _Blocks, hashing: _HashingReader
                  ) -> Iterator[tuple[Member, Payload | None]]:
         issues = self.info.issues
-        damaged = decompression_errors()
         pax_global: dict[str, bytes] = {}
         pending: dict[str, bytes] = {}  # pax / GNU long-name state for the next header
         seen_any = False
-        try:
-            while True:
-                header_pos = blocks.pos
-                block = blocks.read(BLOCKSIZE)
-                if len(block) < BLOCKSIZE:
-                    if block or seen_any is False:
-                        self._truncated(f"the archive ends inside a header at byte {header_pos}")
-                    else:
-                        self._truncated(f"the archive ends at byte {header_pos} without its "
-                                        "end-of-archive marker")
+        while True:
+            header_pos = blocks.pos
+            block = blocks.read(BLOCKSIZE)
+            if len(block) < BLOCKSIZE:
+                if not seen_any and blocks.error is None and block[257:262] != b"ustar":
+                    raise NotASnapshot("the decompressed data is not a tar archive")
+                if block or not seen_any:
+                    self._ended(blocks, f"the archive ends inside a header at byte {header_pos}")
+                else:
+                    self._ended(blocks, f"the archive ends at byte {header_pos} without its "
+                                "end-of-archive marker")
+                return
+            if block == _ZERO_BLOCK:
+                return  # end-of-archive marker (a second zero block may follow)
+            problem = _header_problem(block)
+            if problem is not None:
+                if not seen_any and header_pos == 0 and block[257:262] != b"ustar":
+                    raise NotASnapshot("the decompressed data is not a tar archive")
+                pending = {}  # extension records of a damaged member must not leak
+                if not self._resync(blocks, header_pos, problem):
                     return
-                if block == b"\x00" * BLOCKSIZE:
-                    return  # end-of-archive marker (a second zero block may follow)
-                if not _checksum_ok(block):
-                    if not seen_any and header_pos == 0:
-                        raise NotASnapshot("the decompressed data is not a tar archive")
-                    if not self._resync(blocks, header_pos):
-                        return
-                    continue
-                seen_any = True
-                typeflag = block[156:157]
-                size = _num(block[124:136])
-                if size < 0:
-                    issues.add("archive.corrupt", f"negative member size at byte {header_pos}",
-                               severity="error")
+                continue
+            seen_any = True
+            typeflag = block[156:157]
+            size = _num(block[124:136])
+            padded = _padded(size)
+            if typeflag in (b"x", b"g", b"L", b"K"):
+                if size > MAX_EXT_HEADER:
+                    issues.add("archive.corrupt",
+                               f"oversized extension header ({size} bytes) skipped at byte "
+                               f"{header_pos}; the next member may lack its long name or "
+                               "attributes", severity="warning")
                     self.info.complete = False
-                    return
-                padded = (size + BLOCKSIZE - 1) // BLOCKSIZE * BLOCKSIZE
-                if typeflag in (b"x", b"g", b"L", b"K"):
-                    if size > MAX_EXT_HEADER:
-                        issues.add("archive.corrupt",
-                                   f"oversized extension header ({size} bytes) skipped at byte "
-                                   f"{header_pos}", severity="warning")
-                        blocks.skip(padded)
-                        continue
-                    data = blocks.read(padded)[:size]
-                    if len(data) < size:
-                        self._truncated("the archive ends inside an extension header")
-                        return
-                    if typeflag == b"x":
-                        pending.update(_parse_pax(data))
-                    elif typeflag == b"g":
-                        pax_global.update(_parse_pax(data))
-                    elif typeflag == b"L":
-                        pending["path"] = _cstr(data)
-                    else:
-                        pending["linkpath"] = _cstr(data)
-                    continue
-                records = {**pax_global, **pending}
-                pending = {}
-                member = self._member(block, typeflag, size, records)
-                self.info.members += 1
-                hashing.members = self.info.members
-                stored = size
-                if typeflag == b"S" or "GNU.sparse.realsize" in records or \
-                        "GNU.sparse.size" in records:
-                    stored = self._sparse_stored(block, blocks, size)
-                    padded = (stored + BLOCKSIZE - 1) // BLOCKSIZE * BLOCKSIZE
-                elif member.kind != FILE:
-                    stored = size  # some archivers give links/dirs a size; skip it
-                if member.path is None:  # type: ignore[comparison-overlap]
-                    blocks.skip(padded)
-                    continue
-                payload = Payload(blocks, stored) if member.kind == FILE and stored else None
-                if member.kind != FILE or payload is None:
                     if blocks.skip(padded) < padded:
-                        yield member, None
-                        self._truncated(f"the archive ends inside {member.path}")
+                        self._ended(blocks, "the archive ends inside an extension header")
                         return
-                    yield member, None
                     continue
-                yield member, payload
-                payload._finish()
-                pad = padded - stored
-                if payload.short or blocks.skip(pad) < pad:
-                    self._truncated(f"the archive ends inside the content of {member.path}")
+                data = blocks.read(padded)[:size]
+                if len(data) < size:
+                    self._ended(blocks, "the archive ends inside an extension header")
                     return
-        except damaged as exc:  # the compressed stream is damaged or cut short
-            text = str(exc) or type(exc).__name__
-            code = "archive.truncated" if isinstance(exc, EOFError) or "end" in text.lower() \
-                else "archive.corrupt"
-            issues.add(code, f"the compressed stream could not be read to the end ({text}); "
-                       f"{self.info.members} members were read", severity="error",
-                       detail=type(exc).__name__)
-            self.info.complete = False
+                if typeflag == b"x":
+                    pending.update(_parse_pax(data))
+                elif typeflag == b"g":
+                    pax_global.update(_parse_pax(data))
+                elif typeflag == b"L":
+                    pending["path"] = _cstr(data)
+                else:
+                    pending["linkpath"] = _cstr(data)
+                continue
+            records = {**pax_global, **pending}
+            pending = {}
+            if "size" in records:  # pax size overrides the header (members >= 8 GiB)
+                try:
+                    size = _pax_int(records["size"])
+                except ValueError:
+                    if not self._resync(blocks, header_pos, "an invalid pax size record"):
+                        return
+                    continue
+                padded = _padded(size)
+            self.info.members += 1
+            hashing.members = self.info.members
+            sparse = typeflag == b"S" or any(k in records for k in _SPARSE_KEYS)
+            start = blocks.pos
+            consumed = 0  # bytes of the stored size used by a pax 1.0 sparse map
+            try:
+                member = self._member(block, typeflag, size, records)
+                if sparse:
+                    segments, realsize = self._sparse_map(block, blocks, size, records)
+                    member.size = realsize
+            except ValueError as exc:
+                consumed = 0 if typeflag == b"S" else blocks.pos - start
+                issues.add("archive.corrupt", f"the member header at byte {header_pos} holds "
+                           f"invalid values ({exc}); member skipped", severity="error")
+                self.info.complete = False
+                if blocks.skip(padded - consumed) < padded - consumed:
+                    self._ended(blocks, f"the archive ends inside the member at byte "
+                                f"{header_pos}")
+                    return
+                continue
+            if sparse and typeflag != b"S":
+                consumed = blocks.pos - start
+            stored = size - consumed
+            if member.path is None:  # type: ignore[comparison-overlap]
+                if blocks.skip(padded - consumed) < padded - consumed:
+                    self._ended(blocks, f"the archive ends inside the member at byte "
+                                f"{header_pos}")
+                    return
+                continue
+            payload: Payload | None = None
+            if member.kind == FILE and sparse and member.size:
+                payload = SparsePayload(blocks, stored, segments, member.size)
+            elif member.kind == FILE and stored:
+                payload = Payload(blocks, stored)
+            if payload is None:  # links/dirs may carry a size; their data is skipped
+                if blocks.skip(padded - consumed) < padded - consumed:
+                    yield member, None
+                    self._ended(blocks, f"the archive ends inside {member.path}")
+                    return
+                yield member, None
+                continue
+            yield member, payload
+            payload._finish()
+            pad = padded - size
+            if payload.short or blocks.skip(pad) < pad:
+                self._ended(blocks, f"the archive ends inside the content of {member.path}")
+                return
 
     def _member(self, block: bytes, typeflag: bytes, size: int,
                 records: dict[str, bytes]) -> Member:
+        """Build the member of a header; ``ValueError`` if a number is invalid."""
         name = _cstr(block[0:100])
         if block[257:263] == b"ustar\x00":  # POSIX ustar: prefix field
             prefix = _cstr(block[345:500])
             if prefix:
                 name = prefix + b"/" + name
-        raw_path = records.get("path", name)
+        # pax 1.0 sparse members are stored as GNUSparseFile.<pid>/<name>
+        raw_path = records.get("GNU.sparse.name") or records.get("path", name)
         raw_link = records.get("linkpath", _cstr(block[157:257]))
         kind = _KINDS.get(typeflag, FILE if typeflag == b"S" else OTHER)
+        if typeflag == b"\x00" and raw_path.endswith(b"/"):  # pre-POSIX directory
+            kind = DIR
         mtime = _pax_time(records["mtime"]) if "mtime" in records else \
             _num(block[136:148]) * 1_000_000_000
         atime = ctime = None
@@ -379,41 +517,90 @@ class TarSource:
         link = _decode_name(raw_link)
         if kind == HARDLINK:
             link = clean_path(link) or link
-        member = Member(
+        return Member(
             path=cleaned,  # type: ignore[arg-type]
             kind=kind,
-            size=int(records["size"]) if "size" in records else (size if kind == FILE else 0),
+            size=size if kind == FILE else 0,
             mode=_num(block[100:108]) & 0o7777,
-            uid=int(records["uid"]) if "uid" in records else _num(block[108:116]),
-            gid=int(records["gid"]) if "gid" in records else _num(block[116:124]),
+            uid=_pax_int(records["uid"]) if "uid" in records else _num(block[108:116]),
+            gid=_pax_int(records["gid"]) if "gid" in records else _num(block[116:124]),
             mtime=mtime, atime=atime, ctime=ctime,
             linkname=link if kind in (SYMLINK, HARDLINK) else "",
             devmajor=_num(block[329:337]) if kind in (CHAR, BLOCK) else 0,
             devminor=_num(block[337:345]) if kind in (CHAR, BLOCK) else 0,
             xattrs=xattrs,
         )
-        if "GNU.sparse.realsize" in records:
-            member.size = int(records["GNU.sparse.realsize"])
-        elif "GNU.sparse.size" in records:
-            member.size = int(records["GNU.sparse.size"])
-        elif typeflag == b"S":
-            member.size = _num(block[483:495]) or size
-        return member
 
-    def _sparse_stored(self, block: bytes, blocks: _Blocks, size: int) -> int:
-        """Bytes stored for a GNU sparse member (after its extension blocks)."""
-        if block[156:157] == b"S" and block[482]:  # old GNU: extended sparse headers
+    def _sparse_map(self, block: bytes, blocks: _Blocks, size: int,
+                    records: dict[str, bytes]) -> tuple[list[tuple[int, int]], int]:
+        """Data regions and expanded size of a GNU sparse member.
+
+        Old GNU (``S``): map in the header plus extension blocks (not part of
+        ``size``). pax 0.0/0.1: ``GNU.sparse.map``. pax 1.0: a decimal map at the
+        start of the stored data, padded to a block (consumed here).
+        Raises ``ValueError`` on an impossible map.
+        """
+        numbers: list[int] = []
+        if block[156:157] == b"S":
+            realsize = _num(block[483:495])
+            entries, more = block[386:482], block[482]
             while True:
-                ext = blocks.read(BLOCKSIZE)
-                if len(ext) < BLOCKSIZE or not ext[504]:
+                for i in range(0, len(entries), 24):
+                    if entries[i:i + 24].strip(b"\x00"):
+                        numbers += [_num(entries[i:i + 12]), _num(entries[i + 12:i + 24])]
+                if not more:
                     break
-        return size
+                ext = blocks.read(BLOCKSIZE)
+                if len(ext) < BLOCKSIZE:
+                    raise ValueError("the archive ends inside the sparse map")
+                entries, more = ext[:504], ext[504]
+        elif records.get("GNU.sparse.major", b"").strip() == b"1":
+            realsize = _pax_int(records.get("GNU.sparse.realsize", b""))
+            text = b""
+            count = -1
+            while count < 0 or len(text.split(b"\n")) <= 1 + 2 * count:
+                if len(text) >= min(size, MAX_EXT_HEADER):
+                    raise ValueError("the sparse map is larger than its member")
+                chunk = blocks.read(BLOCKSIZE)
+                if len(chunk) < BLOCKSIZE:
+                    raise ValueError("the archive ends inside the sparse map")
+                text += chunk
+                if count < 0 and b"\n" in text:
+                    count = _pax_int(text.split(b"\n", 1)[0])
+            numbers = [_pax_int(v) for v in text.split(b"\n")[1:1 + 2 * count]]
+        else:
+            realsize = _pax_int(records.get("GNU.sparse.realsize")
+                                or records.get("GNU.sparse.size", b""))
+            raw_map = records.get("GNU.sparse.map", b"")
+            numbers = [_pax_int(v) for v in raw_map.split(b",")] if raw_map.strip() else []
+        if len(numbers) % 2:
+            raise ValueError("the sparse map has an odd number of values")
+        segments = [(numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2)
+                    if numbers[i + 1]]
+        end = 0
+        for offset, length in segments:
+            if offset < end or offset + length > realsize:
+                raise ValueError("the sparse map is not ascending or exceeds the file size")
+            end = offset + length
+        if sum(length for _, length in segments) > size:
+            raise ValueError("the sparse map holds more data than the member stores")
+        return segments, realsize
 
-    def _truncated(self, message: str) -> None:
-        self.info.issues.add("archive.truncated", message, severity="error")
+    def _ended(self, blocks: _Blocks, message: str) -> None:
+        """Record that the stream ended early, naming the decompressor's error if any."""
+        err = blocks.error
+        if err is None:
+            self.info.issues.add("archive.truncated", message, severity="error")
+        else:
+            text = str(err) or type(err).__name__
+            code = "archive.truncated" if isinstance(err, EOFError) or "end" in text.lower() \
+                else "archive.corrupt"
+            self.info.issues.add(code, f"{message}: the compressed stream could not be read to "
+                                 f"the end ({text}); {self.info.members} members were read",
+                                 severity="error", detail=type(err).__name__)
         self.info.complete = False
 
-    def _resync(self, blocks: _Blocks, bad_pos: int) -> bool:
+    def _resync(self, blocks: _Blocks, bad_pos: int, problem: str) -> bool:
         """Scan forward for the next valid header; ``False`` at end of stream."""
         self.info.complete = False
         scanned = 0
@@ -421,18 +608,19 @@ class TarSource:
             start = blocks.pos
             block = blocks.read(BLOCKSIZE)
             if len(block) < BLOCKSIZE:
-                self.info.issues.add("archive.corrupt", f"invalid tar header at byte {bad_pos}; "
-                                     "no valid header follows", severity="error")
+                self.info.issues.add("archive.corrupt", f"invalid tar header at byte {bad_pos} "
+                                     f"({problem}); no valid header follows", severity="error")
+                if blocks.error is not None:
+                    self._ended(blocks, "the stream ended while looking for a valid header")
                 return False
             scanned += BLOCKSIZE
-            if block != b"\x00" * BLOCKSIZE and _checksum_ok(block):
-                self.info.issues.add("archive.corrupt", f"invalid tar header at byte {bad_pos}; "
-                                     f"skipped {start - bad_pos} bytes to the next valid header",
-                                     severity="error")
-                # un-read the header: read() leaves it at buf[off-512:off]
-                blocks.off -= BLOCKSIZE
-                blocks.pos -= BLOCKSIZE
+            if block != _ZERO_BLOCK and _header_problem(block) is None:
+                self.info.issues.add("archive.corrupt", f"invalid tar header at byte {bad_pos} "
+                                     f"({problem}); skipped {start - bad_pos} bytes to the next "
+                                     "valid header", severity="error")
+                blocks.unread(BLOCKSIZE)
                 return True
-        self.info.issues.add("archive.corrupt", f"invalid tar header at byte {bad_pos}; gave up "
-                             f"after scanning {RESYNC_LIMIT} bytes", severity="error")
+        self.info.issues.add("archive.corrupt", f"invalid tar header at byte {bad_pos} "
+                             f"({problem}); gave up after scanning {RESYNC_LIMIT} bytes",
+                             severity="error")
         return False
