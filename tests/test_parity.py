@@ -140,3 +140,22 @@ def test_cli_json_is_the_engine_document(sample: tuple[Any, Truth], tmp_path: An
     got = sorted(json.loads(out.getvalue()), key=lambda d: d["Id"])
     assert got == sorted(truth.json("images.json"), key=lambda d: d["Id"])
     assert out.getvalue().endswith("\n") and "\n" not in out.getvalue()[:-1]  # compact, like the API
+
+
+def test_system_df(sample: tuple[Any, Truth]) -> None:
+    """GET /system/df: every number as the daemon reported it (build cache: see
+    tests/parsers/test_buildcache.py)."""
+    from analyzer.render.engine.system import system_df
+
+    snap, truth = sample
+    expected = truth.json("system-df.json")
+    got = system_df(snap, context_for(snap, at=_at(truth, 0)))
+    assert got["LayersSize"] == expected["LayersSize"]
+    key = lambda d: d["Id"]  # noqa: E731 - the daemon lists in map order
+    assert sorted(got["Images"], key=key) == sorted(expected["Images"], key=key)
+    for ours, theirs in zip(sorted(got["Containers"], key=key),
+                            sorted(expected["Containers"], key=key)):
+        ours.pop("Status"), theirs.pop("Status")  # wording depends on the request instant
+        assert ours == theirs
+    by_name = lambda v: v["Name"]  # noqa: E731
+    assert sorted(got["Volumes"], key=by_name) == sorted(expected["Volumes"], key=by_name)
