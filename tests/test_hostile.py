@@ -26,7 +26,7 @@ IMAGES, CONTAINERS, VOLUMES, NETWORKS = 23, 13, 7, 4
 def cli(*argv: str) -> tuple[int, str, str]:
     """Run the CLI in-process; (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    status = main([*argv, "--no-cache"], out, err)
+    status = main([*argv, "--no-cache", "--no-hash"], out, err)
     assert "Traceback" not in err.getvalue()
     return status, out.getvalue(), err.getvalue()
 

@@ -184,10 +184,29 @@ def cmd_export(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) ->
     return 0
 
 
+def cmd_report(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """Write the HTML report to ``--output``; the path goes to stderr."""
+    from analyzer.render.html import render_report
+
+    if args.max_rows < 1 or args.max_dag_images < 1:
+        raise UsageError("--max-rows and --max-dag-images must be at least 1")
+    html = render_report(snap, context_for(snap, at=args.at), max_rows=args.max_rows,
+                         max_dag_images=args.max_dag_images)
+    try:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(html)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    if not args.quiet:
+        err.write(f"analyzer: report written to {args.output} "
+                  f"({len(html.encode('utf-8')):,} bytes)\n")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Any, TextIO, TextIO], int]] = {
     "images": cmd_images, "ps": cmd_ps, "inspect": cmd_inspect, "history": cmd_history,
     "logs": cmd_logs, "df": cmd_df, "volumes": cmd_volumes, "networks": cmd_networks, "info": cmd_info,
-    "ingest": cmd_ingest, "export": cmd_export,
+    "ingest": cmd_ingest, "export": cmd_export, "report": cmd_report,
 }
 
 

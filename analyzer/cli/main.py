@@ -31,6 +31,7 @@ examples:
   python -m analyzer ingest   evidence.tar.zst --case ./case-42
   python -m analyzer export   evidence.tar.zst --out ./tables --format csv
   python -m analyzer info     ./case-42
+  python -m analyzer report   evidence.tar.zst -o report.html
 
 SNAPSHOT is a tar (plain, gzip, zstd, xz or bzip2; detected by content), a
 directory holding a data-root, or a case folder written by `ingest`. The
@@ -113,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(p)
     p = add("info", "summary of the snapshot: evidence hash, data-root, driver, counts, issues")
     _json_flag(p)
+    p = add("report", "write one self-contained HTML report (storage, layer DAG, duplicates, "
+                      "waste, images, containers, volumes, networks, orphans)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="HTML file to write")
+    p.add_argument("--max-rows", type=int, default=200, metavar="N",
+                   help="rows shown per table (default 200; the rest are counted)")
+    p.add_argument("--max-dag-images", type=int, default=60, metavar="N",
+                   help="images drawn in the layer DAG (default 60; the rest are counted)")
+    p.add_argument("--at", metavar="TIME", help="reference time for 'Up 5 minutes' wording")
     p = add("ingest", "read the evidence once and write the case folder")
     p = add("export", "write every table to a folder as Parquet or CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")

@@ -53,7 +53,7 @@ MAX_PAGE_SIZE = 16 * 1024 * 1024
 # bbolt splits pages at minKeysPerPage = 2, so a tree of height h has at least
 # 2**(h-1) pages; 64 levels exceed any file that fits in memory.
 MAX_TREE_DEPTH = 64
-# Real schemas nest buckets <= 7 deep (containerd); 128 stays far below Python's
+# Real schemas nest buckets ~6 deep (containerd); 128 stays far below Python's
 # recursion limit while walk() recurses once per nesting level.
 MAX_BUCKET_NESTING = 128
 
@@ -78,7 +78,7 @@ class _Page:
     pgid: int
     flags: int
     count: int
-    buf: bytes
+    buf: memoryview
 
 
 @dataclass
@@ -103,14 +103,14 @@ def fnv1a_64(data: bytes) -> int:
     return h
 
 
-def _header(order: str, buf: bytes, off: int = 0) -> tuple[int, int, int, int]:
+def _header(order: str, buf: bytes | memoryview, off: int = 0) -> tuple[int, int, int, int]:
     """Unpack (id, flags, count, overflow) of the page header at ``off``."""
     if off + HEADER_SIZE > len(buf):
         raise BboltFormatError("page header beyond end of buffer")
     return struct.unpack_from(order + "QHHI", buf, off)
 
 
-def _leaf_elements(order: str, buf: bytes, count: int) -> list[tuple[int, bytes, bytes]]:
+def _leaf_elements(order: str, buf: bytes | memoryview, count: int) -> list[tuple[int, bytes, bytes]]:
     """Decode ``count`` leaf elements of a page buffer into (flags, key, value)."""
     if HEADER_SIZE + count * ELEMENT_SIZE > len(buf):
         raise BboltFormatError("leaf element array exceeds its page")
@@ -121,11 +121,12 @@ def _leaf_elements(order: str, buf: bytes, count: int) -> list[tuple[int, bytes,
         start = addr + pos
         if start + ksize + vsize > len(buf):
             raise BboltFormatError("leaf key/value exceeds its page")
-        out.append((flags, buf[start:start + ksize], buf[start + ksize:start + ksize + vsize]))
+        out.append((flags, bytes(buf[start:start + ksize]),
+                    bytes(buf[start + ksize:start + ksize + vsize])))
     return out
 
 
-def _branch_elements(order: str, buf: bytes, count: int) -> list[tuple[bytes, int]]:
+def _branch_elements(order: str, buf: bytes | memoryview, count: int) -> list[tuple[bytes, int]]:
     """Decode ``count`` branch elements of a page buffer into (key, child pgid)."""
     if count == 0 or HEADER_SIZE + count * ELEMENT_SIZE > len(buf):
         raise BboltFormatError("branch element array empty or exceeds its page")
@@ -135,7 +136,7 @@ def _branch_elements(order: str, buf: bytes, count: int) -> list[tuple[bytes, in
         pos, ksize, child = struct.unpack_from(order + "IIQ", buf, addr)
         if addr + pos + ksize > len(buf):
             raise BboltFormatError("branch key exceeds its page")
-        out.append((buf[addr + pos:addr + pos + ksize], child))
+        out.append((bytes(buf[addr + pos:addr + pos + ksize]), child))
     return out
 
 
@@ -243,6 +244,7 @@ class BboltDB:
 
     def __init__(self, data: bytes) -> None:
         self._data = bytes(data)
+        self._view = memoryview(self._data)  # pages are zero-copy slices
         metas = self._find_metas()
         if not metas:
             raise BboltFormatError("no valid bbolt meta page (bad magic, version or checksum)")
@@ -305,9 +307,10 @@ class BboltDB:
         if pgid + overflow >= self.page_count:
             raise BboltFormatError("page %d overflows past the end of the file" % pgid)
         end = off + (overflow + 1) * self.page_size
-        return _Page(pgid, flags, count, self._data[off:end])
+        return _Page(pgid, flags, count, self._view[off:end])
 
     def _new_budget(self) -> _Budget:
+        """A valid file holds at most len/16 elements (each takes 16 bytes)."""
         return _Budget(len(self._data) // ELEMENT_SIZE + 1)
 
     def _open_bucket(self, value: bytes, depth: int) -> Bucket:
@@ -364,43 +367,29 @@ class BboltDB:
         freelist and of the pages >= the high-water mark that also covers
         pending pages and NoFreelistSync files. Inline buckets there are searched
         too; damaged pages are skipped. Each (key, value) is reported once."""
-        budget, live = self._new_budget(), set()
+        walked, seen = self._new_budget(), set()
         try:
-            live = {(k, v) for _, k, v in self._walk(self.root(), (), budget)}
+            seen = {(k, v) for _, k, v in self._walk(self.root(), (), walked)}
         except BboltFormatError:
             pass  # partial live set: carve what we can
-        reserved = set(budget.visited) | {0, 1}
-        if self.meta.freelist != NO_FREELIST:
+        reserved = walked.visited | {0, 1, self.meta.freelist}
+        budget, out = self._new_budget(), []  # all carved pages share one budget
+        for pgid in sorted(set(range(2, self.page_count)) - reserved):
+            found: list[tuple[bytes, bytes]] = []
             try:
-                page = self._page(self.meta.freelist)
-                reserved.update(range(page.pgid, page.pgid + len(page.buf) // self.page_size))
+                page = self._page(pgid)
+                if page.flags == LEAF_PAGE:
+                    self._carve_leaf(page.buf, page.count, budget, found, 0)
             except BboltFormatError:
-                pass
-        candidates = set(range(2, self.page_count)) - reserved
-        out, seen = [], set(live)
-        for pgid in sorted(candidates):
-            for k, v in self._carve_page(pgid):
+                if budget.elements_left < 0:
+                    break
+            for k, v in found:
                 if (k, v) not in seen:
                     seen.add((k, v))
                     out.append((pgid, k, v))
         return out
 
-    def _carve_page(self, pgid: int) -> list[tuple[bytes, bytes]]:
-        """Non-bucket leaf entries of one page and of its inline buckets."""
-        try:
-            page = self._page(pgid)
-        except BboltFormatError:
-            return []
-        if page.flags != LEAF_PAGE:
-            return []
-        out: list[tuple[bytes, bytes]] = []
-        try:  # a real page holds at most len/16 elements, inline ones included
-            self._carve_leaf(page.buf, page.count, _Budget(len(page.buf) // ELEMENT_SIZE), out, 0)
-        except BboltFormatError:
-            pass  # keep what was carved before the damage
-        return out
-
-    def _carve_leaf(self, buf: bytes, count: int, budget: _Budget,
+    def _carve_leaf(self, buf: bytes | memoryview, count: int, budget: _Budget,
                     out: list[tuple[bytes, bytes]], depth: int) -> None:
         """Append the leaf's plain entries to ``out``; recurse into inline buckets."""
         budget.charge(count)
@@ -412,4 +401,3 @@ class BboltDB:
                 _, iflags, icount, _ = _header(self._order, v, BUCKET_HEADER_SIZE)
                 if iflags == LEAF_PAGE:
                     self._carve_leaf(v[BUCKET_HEADER_SIZE:], icount, budget, out, depth + 1)
-

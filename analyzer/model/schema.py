@@ -53,7 +53,7 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("evidence_bytes", "int", "size of the evidence file"),
         ("evidence_sha256", "string", "sha256 of the evidence bytes (directories: of the listing)"),
         ("sha256_kind", "category", "bytes or listing"),
-        ("complete", "bool", "false when the read stopped early (truncated or corrupt archive)"),
+        ("complete", "bool", "false when evidence data was lost (truncated, corrupt or skipped parts)"),
         ("members", "int", "entries in the snapshot"),
         ("root_prefix", "string", "path of the data-root inside the snapshot ('' = top)"),
         ("roots_found", "string", "JSON list of every data-root prefix found"),
@@ -270,6 +270,29 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("message", "string", "one human line"),
         ("path", "string", "where (relative to the data-root when known)"),
         ("detail", "string", "exception type or extra context"),
+    )),
+    "build_cache": ("One row per BuildKit cache record (buildkit/metadata_v2.db _main).", _cols(
+        ("cache_id", "string", "record id (the _main bucket key)"),
+        ("parent_id", "string", "parent record as the daemon reports it"),
+        ("record_type", "string", "cache.recordType, 'regular' when absent (source.local, "
+         "exec.cachemount, frontend, internal, source.git.checkout)"),
+        ("description", "string", "cache.description"),
+        ("mutable", "bool", "not committed (no snapshot.committed)"),
+        ("equal_mutable", "string", "the mutable record this immutable twin shares data with"),
+        ("deleted", "bool", "cache.deleted (the daemon drops it at start)"),
+        ("listed", "bool", "GET /system/df lists it (false: twin of a mutable record, deleted, "
+         "or its parent is missing)"),
+        ("shared", "bool", "its layer (snapshots.db chainid) is part of an image, or of a "
+         "shared record's ancestry"),
+        ("size_bytes", "int", "size the daemon reports (NA when it cannot be known offline)"),
+        ("size_source", "category", "record, twin, blob-only, layer, snapshots.db or driver-dir"),
+        ("created_at", "datetime", "cache.createdAt"),
+        ("created_raw", "string", "cache.createdAt as written (Unix ns, JSON)"),
+        ("last_used_at", "datetime", "cache.lastUsedAt (NA when the daemon reports none)"),
+        ("last_used_raw", "string", "cache.lastUsedAt as written (Unix ns, JSON)"),
+        ("usage_count", "int", "cache.usageCount"),
+        ("snapshot_id", "string", "snapshot key (cache.snapshot, else the record id)"),
+        ("chain_id", "string", "layer chain id recorded for the record in buildkit/snapshots.db"),
     )),
 }
 

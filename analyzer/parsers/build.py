@@ -20,7 +20,7 @@ from analyzer.formats.digest import short
 from analyzer.model import schema
 from analyzer.parsers import containers as cparse
 from analyzer.parsers import drivers as dparse
-from analyzer.parsers import imagestore, legacy, networks, volumes
+from analyzer.parsers import buildcache, imagestore, legacy, networks, volumes
 from analyzer.parsers.rootview import RootView
 from analyzer.sources.locate import RootCandidate
 
@@ -170,6 +170,15 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
     net_rows = _guard(view, "networks", lambda: networks.parse_networks(view, net_store), [])
     log_rows = _guard(view, "logs", lambda: _log_columns(raw, cand.prefix, crows.containers),
                       None)
+    bk_layers = {lay["chain_id"]: int(lay["size_bytes"]) for lay in store.layers
+                 if not lay["removing"] and isinstance(lay.get("size_bytes"), int)}
+    bk_chains = {c for img in store.images if img.get("valid") is not False
+                 for c in store.chains.get(img["image_id"], [])}
+    bk_dirs = {} if active in dparse.NAIVE_DIFF_DRIVERS else {
+        r.dir_id: int(r.content_bytes) for r in dir_df.itertuples()
+        if r.driver == active and not pd.isna(r.content_bytes)}
+    cache_rows = _guard(view, "build cache", lambda: buildcache.parse_build_cache(
+        view, bk_chains, bk_layers, bk_dirs), [])
 
     tables.update({
         "images": schema.frame("images", store.images),
@@ -183,6 +192,7 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         "volumes": schema.frame("volumes", vol_rows),
         "networks": schema.frame("networks", net_rows),
         "logs": schema.frame("logs", log_rows),
+        "build_cache": schema.frame("build_cache", cache_rows),
     })
     meta = _meta(raw, cand, view, tables, active, drivers_present,
                  {active or "": store} if legacy_used else stores)  # legacy: graph/ is the store

@@ -428,6 +428,7 @@ class TarSource:
             sparse = typeflag == b"S" or any(k in records for k in _SPARSE_KEYS)
             start = blocks.pos
             consumed = 0  # bytes of the stored size used by a pax 1.0 sparse map
+            segments: list[tuple[int, int]] = []
             try:
                 member = self._member(block, typeflag, size, records)
                 if sparse:

@@ -287,8 +287,7 @@ def page(order: str, pgid: int, flags: int, count: int, body: bytes, ps: int) ->
 def bucket_value(order: str, root: int, seq: int = 0, inline: list | None = None) -> bytes:
     value = struct.pack(order + "QQ", root, seq)
     if inline is not None:
-        value += page(order, 0, LEAF, len(inline), elements(order, inline), 1 << 30).rstrip(b"\0")
-        value = value.ljust(32, b"\0")
+        value += struct.pack(order + "QHHI", 0, LEAF, len(inline), 0) + elements(order, inline)
     return value
 
 
@@ -353,15 +352,16 @@ def test_freelist_count_escape_and_bounds() -> None:
     ids = [5, 6, 7]
     body = struct.pack("<Q", len(ids)) + struct.pack("<3Q", *ids)
     raw = simple_db("<")
-    fl = struct.pack("<QHHI", 9, FREELIST, 0xFFFF, 0) + body
-    raw = bytearray(raw + b"\0" * 1024 * 3 + fl.ljust(1024, b"\0"))
-    for i in range(2):  # point both metas at the freelist page 9
+    fl_id = len(raw) // 1024
+    fl = struct.pack("<QHHI", fl_id, FREELIST, 0xFFFF, 0) + body
+    raw = bytearray(raw + fl.ljust(1024, b"\0"))
+    for i in range(2):  # point both metas at the freelist page
         off = i * 1024 + 16
-        struct.pack_into("<Q", raw, off + 32, 9)
+        struct.pack_into("<Q", raw, off + 32, fl_id)
         struct.pack_into("<Q", raw, off + 56, fnv1a_64(bytes(raw[off:off + 56])))
     db = BboltDB(bytes(raw))
     assert db.freelist() == ids
-    struct.pack_into("<Q", raw, 9 * 1024 + 16, 10**6)  # count larger than the page
+    struct.pack_into("<Q", raw, fl_id * 1024 + 16, 10**6)  # count larger than the page
     with pytest.raises(BboltFormatError):
         BboltDB(bytes(raw)).freelist()
 
