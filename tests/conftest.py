@@ -17,8 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 PEERS = ROOT.parent / "shared" / "peer-fixtures"
+#: samples made by a real daemon (with its recorded answers); derived samples such as
+#: a tampered copy have no truth/ folder and are not parity samples
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir()
-                      if (p / "docker-root.tar.zst").is_file()) if SAMPLES.is_dir() else []
+                      if (p / "docker-root.tar.zst").is_file()
+                      and (p / "truth" / "acquisition.json").is_file()) if SAMPLES.is_dir() else []
 
 
 class Truth:
