@@ -73,11 +73,14 @@ line instead sums only records with ``Shared == false``
 (``docker/cli cli/command/system/df.go``) - hence 316 vs 274 B in the overlay2
 sample (the shared 20 B and 22 B layers are already counted as image layers).
 
-Not reproduced: lazy records (a ``cache.blob`` missing from BuildKit's content
-store is dropped by the daemon; moby's graphdriver mode leaves ``cache.blob``
-unset); a mutable record without a twin whose size is unknown (the daemon
-would commit it - creating a new record - to size it); naive-diff drivers' size
-fall-back.
+Not reproduced: Docker 18.09-19.03 ``buildkit/metadata.db`` (same bucket
+layout, but BuildKit < 0.8 took parent and committed state from the
+snapshotter's ``Stat`` over ``snapshots.db``, not from ``cache.parent`` /
+``snapshot.committed``; 20.10 migrates it to metadata_v2.db at start) is not
+read; lazy records (a ``cache.blob`` missing from BuildKit's content store is
+dropped by the daemon; moby's graphdriver mode leaves ``cache.blob`` unset); a
+mutable record without a twin whose size is unknown (the daemon would commit
+it - creating a new record - to size it); naive-diff drivers' size fall-back.
 
 References (BuildKit as vendored by moby v20.10.24 = moby/buildkit
 ``eeb7b65ab7d6``, v0.8 branch):
@@ -87,7 +90,8 @@ References (BuildKit as vendored by moby v20.10.24 = moby/buildkit
     * ``…/cache/manager.go`` (``init``, ``getRecord``, ``get``, ``DiskUsage``, ``markShared``)
     * ``…/cache/refs.go`` (``cacheRecord.Size``, ``parentChain``)
     * ``…/client/diskusage.go`` (``UsageRecordType`` values)
-    * ``moby/moby@v20.10.24:builder/builder-next/builder.go`` (``DiskUsage`` → ``types.BuildCache``)
+    * ``moby/moby@v20.10.24:builder/builder-next/builder.go``
+      (``DiskUsage`` → ``types.BuildCache``)
     * ``moby/moby@v20.10.24:builder/builder-next/adapters/snapshot/snapshot.go``
       (``snapshots.db``: ``parent``, ``committed``, ``iscommitted``, ``chainid``, ``size``)
     * ``moby/moby@v20.10.24:builder/builder-next/imagerefchecker/checker.go``
@@ -171,7 +175,8 @@ def _read_records(view: RootView) -> dict[str, _Record] | None:
     """Every ``_main`` record of metadata_v2.db; ``None`` when the file is absent."""
     from analyzer.formats.bbolt import BboltDB
 
-    data = view.read(METADATA_DB)
+    rel = METADATA_DB
+    data = view.read(rel)
     if data is None:
         return None
     out: dict[str, _Record] = {}
@@ -188,8 +193,8 @@ def _read_records(view: RootView) -> dict[str, _Record] | None:
                 try:
                     ok, decoded, raw = _value_of(json.loads(value))
                 except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                    view.issues.add("json.malformed", f"{METADATA_DB}: record {rec.rid} key "
-                                    f"{name!r} does not parse ({exc})", path=METADATA_DB,
+                    view.issues.add("json.malformed", f"{rel}: record {rec.rid} key "
+                                    f"{name!r} does not parse ({exc})", path=rel,
                                     detail=type(exc).__name__)
                     continue
                 if ok:
@@ -197,7 +202,7 @@ def _read_records(view: RootView) -> dict[str, _Record] | None:
                     rec.raw[name] = raw or ""
             out[rec.rid] = rec
     except BboltFormatError as exc:
-        view.issues.add("bbolt.malformed", f"{METADATA_DB}: {exc}", path=METADATA_DB)
+        view.issues.add("bbolt.malformed", f"{rel}: {exc}", path=rel)
     return out
 
 

@@ -40,8 +40,9 @@ def buildkit_files(sample: str) -> dict[str, bytes]:
     from analyzer.sources.compression import open_decompressed
 
     out: dict[str, bytes] = {}
-    with open(SAMPLES / sample / "docker-root.tar.zst", "rb") as raw, \
-            open_decompressed(raw, "zstd") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+    path = SAMPLES / sample / "docker-root.tar.zst"
+    with open(path, "rb") as raw, open_decompressed(raw, "zstd") as stream, \
+            tarfile.open(fileobj=stream, mode="r|") as tar:
         for m in tar:
             if m.isfile() and m.name.startswith(BUILDKIT) and m.name.endswith(".db"):
                 fh = tar.extractfile(m)

@@ -106,7 +106,8 @@ def text_cell(v: Any, cls: str = "") -> Cell:
     if isinstance(v, bool):
         return Cell("yes" if v else "no", int(v), None, cls)
     if isinstance(v, pd.Timestamp):
-        return Cell(v.strftime("%Y-%m-%d %H:%M:%S UTC"), v.isoformat(), v.isoformat(), cls)
+        return Cell(v.strftime("%Y-%m-%d %H:%M:%S UTC"), v.isoformat(), v.isoformat(),
+                    cls or "nowrap")
     return Cell(str(v), str(v), None, cls)
 
 
@@ -274,10 +275,11 @@ def _containers_table(snap: Any, doc: dict[str, Any], max_rows: int) -> Table:
         rows.append([
             text_cell(r.name), id_cell(r.container_id),
             Cell(status or str(r.status), str(r.status), f"state: {r.status}",
-                 "ok" if r.running is True else ""),
+                 "nowrap ok" if r.running is True else "nowrap"),
             text_cell(d.get("Image") or r.image_ref), flag_cell(r.privileged, warn=True),
             text_cell(r.network_mode, "warn" if r.network_mode == "host" else ""),
-            Cell("; ".join(mounts.get(r.container_id, [])), len(mounts.get(r.container_id, []))),
+            Cell("\n".join(mounts.get(r.container_id, [])), len(mounts.get(r.container_id, [])),
+                 None, "paths"),
             size_cell(r.size_rw_bytes), text_cell(_ports(d.get("Ports") or []), "mono"),
             text_cell(r.created_at)])
     return _table("t-containers", [("name", ""), ("id", "mono"), ("status", ""), ("image", ""),
@@ -448,6 +450,7 @@ def _environment() -> jinja2.Environment:
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["size"] = lambda n: human_size(n or 0)
+    env.filters["size4"] = lambda n: human_size(n or 0, 4)  # docker system df precision
     env.filters["bytes"] = lambda n: f"{int(n or 0):,}"
     return env
 
