@@ -25,7 +25,7 @@ from analyzer.model import schema
 from analyzer.model.snapshot import Snapshot
 
 MANIFEST = "manifest.json"
-FORMAT = 1  # bump when the case layout changes
+FORMAT = 2  # bump when the case layout or a table changes
 
 
 def cache_root() -> str:

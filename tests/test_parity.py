@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -159,3 +160,37 @@ def test_system_df(sample: tuple[Any, Truth]) -> None:
         assert ours == theirs
     by_name = lambda v: v["Name"]  # noqa: E731
     assert sorted(got["Volumes"], key=by_name) == sorted(expected["Volumes"], key=by_name)
+
+
+_AGO = re.compile(r"Less than a second|About a minute|About an hour|\b\d+ (?:second|minute|hour|day|week|month|year)s?\b")
+
+
+def _norm_text(text: str) -> list[str]:
+    """CLI text with durations masked and column padding folded (widths follow them)."""
+    return [" ".join(_AGO.sub("T", line).split()) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("argv,truth_file", [
+    (["ps", "-a"], "docker-ps-a.txt"),
+    (["images", "-a"], "docker-images-a.txt"),
+    (["df", "-v"], "docker-system-df-v.txt"),
+])
+def test_cli_text_tables_match_the_docker_cli(sample: tuple[Any, Truth], argv: list[str],
+                                              truth_file: str, tmp_path: Any) -> None:
+    snap, truth = sample
+    name = truth.folder.parent.name
+    out, err = io.StringIO(), io.StringIO()
+    status = main([argv[0], sample_path(name), *argv[1:], "--case", str(tmp_path / "c")], out, err)
+    assert status == 0, err.getvalue()
+    expected = _norm_text(truth.bytes(truth_file).decode())
+    got = _norm_text(out.getvalue())
+    if argv[0] == "images":  # the CLI prints repositories in map order: compare as a set
+        assert got[0] == expected[0] and sorted(got[1:]) == sorted(expected[1:])
+    elif argv[0] == "df":  # volumes come in the daemon's map order: that block as a set
+        def blocks(lines: list[str]) -> tuple[list[str], list[str], list[str]]:
+            a = lines.index("Local Volumes space usage:")
+            b = next(i for i, line in enumerate(lines) if line.startswith("Build cache usage:"))
+            return lines[:a], sorted(lines[a:b]), lines[b:]
+        assert blocks(got) == blocks(expected)
+    else:
+        assert got == expected

@@ -288,6 +288,9 @@ def system_df_verbose(doc: dict[str, Any], ctx: Context) -> str:
                        human_size(b["Size"]), _ago(ctx, unix_seconds(b["CreatedAt"])),
                        _ago(ctx, unix_seconds(last)) if last else "",
                        str(b["UsageCount"]), str(b["Shared"]).lower()])
-    parts.append(f"Build cache usage: {human_size(doc['BuilderSize'], 4)}\n\n" + render_table(
+    # the CLI totals only records not shared with image layers (the API's BuilderSize
+    # counts every listed record)
+    unshared = sum(b["Size"] for b in cache if not b["Shared"])
+    parts.append(f"Build cache usage: {human_size(unshared, 4)}\n\n" + render_table(
         ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], b_rows))
     return "\n".join(parts)

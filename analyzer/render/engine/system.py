@@ -67,7 +67,7 @@ def system_df(snap: Any, ctx: Context) -> dict[str, Any]:
     try:
         from analyzer.render.engine.buildcache import build_cache_records, builder_size
 
-        cache, builder = build_cache_records(snap), builder_size(snap)
+        cache, builder = build_cache_records(snap, tz_offset=ctx.tz_offset), builder_size(snap)
     except ImportError:  # build cache not read by this version
         cache, builder = None, 0
     return {"LayersSize": layers_size, "Images": images,
