@@ -203,10 +203,43 @@ def cmd_report(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) ->
     return 0
 
 
+def cmd_findings(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """Triage findings, severity first (``--json``: the findings document)."""
+    from analyzer.analyses.triage import findings_json, findings_table, run_rules
+
+    errors: list[str] = []
+    notes: list[str] = []
+    found = run_rules(snap, min_severity=args.min_severity, ioc=args.ioc, yara_dir=args.yara,
+                      yara_all_layers=args.yara_all_layers, errors=errors, notes=notes)
+    for line in notes + [f"rule failed: {e}" for e in errors]:
+        err.write(f"analyzer: {line}\n")
+    out.write(findings_json(found, snap) if args.json else findings_table(found))
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """Timeline as Timesketch JSONL, bodyfile or CSV, to stdout or ``--out``."""
+    from analyzer.render.timeline import write_timeline
+
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8", newline="") as fh:
+                n = write_timeline(snap, fh, args.format, logs=args.logs,
+                                   all_layers=args.all_layers)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+        if not args.quiet:
+            err.write(f"analyzer: {n} timeline entries written to {args.out}\n")
+    else:
+        write_timeline(snap, out, args.format, logs=args.logs, all_layers=args.all_layers)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Any, TextIO, TextIO], int]] = {
     "images": cmd_images, "ps": cmd_ps, "inspect": cmd_inspect, "history": cmd_history,
     "logs": cmd_logs, "df": cmd_df, "volumes": cmd_volumes, "networks": cmd_networks, "info": cmd_info,
     "ingest": cmd_ingest, "export": cmd_export, "report": cmd_report,
+    "findings": cmd_findings, "timeline": cmd_timeline,
 }
 
 

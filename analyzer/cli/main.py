@@ -126,6 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", "write every table to a folder as Parquet or CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p = add("findings", "triage: run the detection rules (privileges, mounts, dropped files, "
+                        "secrets, attack strings ...), severity first")
+    p.add_argument("--min-severity", default="info", metavar="S",
+                   choices=("info", "low", "medium", "high", "critical"),
+                   help="hide findings below S (info, low, medium, high, critical)")
+    p.add_argument("--ioc", metavar="FILE", help="CSV of indicators: type,value[,note] with type "
+                   "sha256, md5, filename, path (glob), image, ip or domain")
+    p.add_argument("--yara", metavar="DIR", help="scan RW layers and volumes with the YARA rule "
+                   "sources in DIR (streams the evidence again; needs yara-python)")
+    p.add_argument("--yara-all-layers", action="store_true", help="with --yara: image layers too")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p = add("timeline", "write a timeline (images, layers, containers, files, volumes, logs)")
+    p.add_argument("--format", choices=("timesketch", "bodyfile", "csv"), default="timesketch",
+                   help="timesketch JSONL (default), Sleuth Kit bodyfile for mactime, or CSV")
+    p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--logs", action="store_true", help="add one event per container log line")
+    p.add_argument("--all-layers", action="store_true", help="add file times of image layers")
     return parser
 
 

@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 import matplotlib
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from analyzer.analyses import storage
@@ -78,13 +79,19 @@ _XMLNS = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
 _SVG_COUNTER = [0]
 
 
-def to_svg(fig: Figure, id_prefix: str | None = None) -> str:
-    """The figure as inline SVG text for an HTML page (self-contained, no URL).
+def to_svg(fig: Figure, id_prefix: str | None = None, html: bool = True,
+           scale: float = 1.0) -> str:
+    """The figure as SVG text: by default for inline use in an HTML page (no URL at all).
 
     Args:
         fig: the figure.
         id_prefix: prefix for every element id (default: a per-process counter),
             so that several figures on one page do not share ids.
+        html: drop the namespace declarations (HTML's parser does not need them).
+            Pass ``False`` for a well-formed XML document (``IPython.display.SVG``,
+            a ``.svg`` file); it keeps the ``xmlns`` attributes, which are names,
+            not URLs anything fetches.
+        scale: multiply the drawn width and height (the viewBox is unchanged).
     """
     if id_prefix is None:
         _SVG_COUNTER[0] += 1
@@ -93,15 +100,23 @@ def to_svg(fig: Figure, id_prefix: str | None = None) -> str:
     with _quiet(), matplotlib.rc_context({**_RC, "svg.hashsalt": id_prefix}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1), count=1)
-    text = _XMLNS.sub("", text)
+    if html:
+        text = _XMLNS.sub("", text)
     text = re.sub(r'\bid="', f'id="{id_prefix}-', text)
     text = text.replace("url(#", f"url(#{id_prefix}-")
     text = re.sub(r'(\bxlink:href|\bhref)="#', rf'\1="#{id_prefix}-', text)
+    if scale != 1.0:
+        head, rest = text.split(">", 1)  # the <svg ...> opening tag
+        head = re.sub(r'\b(width|height)="([\d.]+)pt"',
+                      lambda m: f'{m.group(1)}="{float(m.group(2)) * scale:.1f}pt"', head)
+        text = head + ">" + rest
     return text.replace("<svg ", f'<svg role="img" class="chart" ', 1).strip() + "\n"
 
 
 # -- storage breakdown -----------------------------------------------------------------
-def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None) -> pd.DataFrame:
+def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None,
+                      layer_usage: pd.DataFrame | None = None,
+                      orphans: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Where the bytes of the data-root are, by category.
 
     Columns ``category``, ``bytes``, ``reclaimable_bytes``, ``color``. Layer bytes
@@ -111,9 +126,10 @@ def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None) -> pd.Dat
     orphans from :func:`~analyzer.analyses.storage.orphans_and_growth`; build cache
     = ``BuilderSize``. Reclaimable: layers no container's image uses, stopped
     containers' RW layers, volumes no container mounts, every log and orphan byte.
+    ``layer_usage`` and ``orphans`` may be passed when already computed.
     """
-    lu = storage.layer_usage(snap)
-    og = storage.orphans_and_growth(snap)
+    lu = storage.layer_usage(snap) if layer_usage is None else layer_usage
+    og = storage.orphans_and_growth(snap) if orphans is None else orphans
     size = lu["size_bytes"].fillna(0).astype("int64")
     shared = int(size[lu["sharing"] == "shared"].sum())
     unique = int(size[lu["sharing"] == "unique"].sum())
@@ -146,7 +162,7 @@ def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None) -> pd.Dat
 def storage_figure(breakdown: pd.DataFrame) -> Figure:
     """Horizontal bars: bytes per category, the reclaimable part hatched."""
     with _quiet():
-        fig = _new_figure(8.5, 0.42 * len(breakdown) + 1.1)
+        fig = _new_figure(9.0, 0.3 * len(breakdown) + 0.9)
         ax = fig.add_subplot()
         ys = list(range(len(breakdown)))[::-1]
         total = max(1, int(breakdown["bytes"].sum()))
@@ -217,7 +233,8 @@ def _image_nodes(snap: Any) -> tuple[dict[str, list[dict[str, Any]]], set[str]]:
     return by_top, listed
 
 
-def dag_figure(snap: Any, max_images: int = 60) -> tuple[Figure, DagSummary]:
+def dag_figure(snap: Any, max_images: int = 60,
+               layer_usage: pd.DataFrame | None = None) -> tuple[Figure, DagSummary]:
     """The image/layer DAG: layers as a tree (roots left), images on the right.
 
     Linear runs of layers that no drawn image ends on are collapsed into one node
@@ -226,10 +243,12 @@ def dag_figure(snap: Any, max_images: int = 60) -> tuple[Figure, DagSummary]:
     ``max_images`` listed images are drawn (those with containers first, then the
     largest); the others are counted in grey "+K more" nodes at the branch they
     hang from. Intermediate (build) images are not drawn, only counted.
+    Returns the figure and a :class:`DagSummary` of what was drawn.
     """
     tree = layer_tree(snap.graph)
     by_top, listed = _image_nodes(snap)
-    sharing = dict(zip(*storage.layer_usage(snap)[["chain_id", "sharing"]].T.values))
+    lu = storage.layer_usage(snap) if layer_usage is None else layer_usage
+    sharing = dict(zip(lu["chain_id"], lu["sharing"]))
     all_imgs = sorted((img for imgs in by_top.values() for img in imgs),
                       key=lambda i: (-(i["containers"] > 0), -i["tagged"], -i["bytes"], i["label"]))
     drawn = {i["id"] for i in all_imgs[:max_images]}
@@ -305,6 +324,11 @@ def dag_figure(snap: Any, max_images: int = 60) -> tuple[Figure, DagSummary]:
     return _draw_dag(roots, summary), summary
 
 
+def _area(nbytes: int, biggest: int) -> float:
+    """Marker area (points²) of a layer node: grows with the square root of its bytes."""
+    return 16 + 160 * math.sqrt(max(nbytes, 0) / max(biggest, 1))
+
+
 def _walk(nodes: list[_Node]) -> Iterator[_Node]:
     for n in nodes:
         yield n
@@ -349,33 +373,46 @@ def _draw_dag(roots: list[_Node], summary: DagSummary) -> Figure:
 
     with _quiet():
         width = min(16.0, 5.5 + 1.1 * (summary.max_depth + 1))
-        fig = _new_figure(width, min(40.0, 1.4 + 0.26 * rows))
-        ax = fig.add_subplot()
+        height = min(40.0, 1.4 + 0.26 * rows)
+        with matplotlib.rc_context(_RC):  # fixed margins: constrained layout is slow here
+            fig = Figure(figsize=(width, height))
+        ax = fig.add_axes((0.01, 0.2 / height, 0.98, 1 - 0.62 / height))
         ax.set_axis_off()
-        biggest = max([n.bytes for n in _walk(roots) if n.kind == "layers"] or [1]) or 1
-        for n in _walk(roots):
+        nodes = list(_walk(roots))
+        biggest = max([n.bytes for n in nodes if n.kind == "layers"] or [1]) or 1
+        tree_lines, image_lines = [], []
+        for n in nodes:
+            if n.kind != "layers":
+                continue
             for k in n.children:
-                if n.kind != "layers":
-                    continue
                 if k.kind == "layers":
                     xm = (n.x + k.x) / 2
-                    ax.plot([n.x, xm, xm, k.x], [n.y, n.y, k.y, k.y], color="#888888", lw=0.8,
-                            zorder=1)
+                    tree_lines.append([(n.x, n.y), (xm, n.y), (xm, k.y), (k.x, k.y)])
                 else:
-                    ax.plot([n.x, n.x + 0.35, k.x], [n.y, k.y, k.y], color="#BBBBBB", lw=0.7,
-                            ls=(0, (2, 2)), zorder=1)
-        for n in _walk(roots):
+                    image_lines.append([(n.x, n.y), (n.x + 0.35, k.y), (k.x, k.y)])
+        ax.add_collection(LineCollection(tree_lines, colors="#888888", linewidths=0.8, zorder=1))
+        ax.add_collection(LineCollection(image_lines, colors="#BBBBBB", linewidths=0.7,
+                                         linestyles=[(0, (2, 2))], zorder=1))
+        groups: dict[tuple[str, str], list[_Node]] = {}
+        for n in nodes:
             if n.kind == "layers":
-                area = 30 + 400 * math.sqrt(max(n.bytes, 0) / biggest)
-                ax.scatter([n.x], [n.y], s=area, color=COLORS.get(n.sharing, COLORS["unused"]),
-                           edgecolor="#222222", linewidth=0.5, zorder=3,
-                           marker="s" if n.count > 1 else "o")
-                ax.annotate(n.label, (n.x, n.y), xytext=(0, -(math.sqrt(area) / 2 + 2)),
-                            textcoords="offset points", ha="center", va="top", fontsize=7,
-                            color="#333333", zorder=4)
+                groups.setdefault(("s" if n.count > 1 else "o",
+                                   COLORS.get(n.sharing, COLORS["unused"])), []).append(n)
+        for (marker, color), members in groups.items():
+            ax.scatter([n.x for n in members], [n.y for n in members],
+                       s=[_area(n.bytes, biggest) for n in members],
+                       color=color, edgecolor="#222222", linewidth=0.5, zorder=3, marker=marker)
+        for kind, marker in (("image", "D"), ("more", "o")):
+            members = [n for n in nodes if n.kind == kind]
+            if members:
+                ax.scatter([n.x for n in members], [n.y for n in members], s=18, marker=marker,
+                           color=COLORS[kind], zorder=3)
+        for n in nodes:
+            if n.kind == "layers":
+                r = math.sqrt(_area(n.bytes, biggest)) / 2
+                ax.annotate(n.label, (n.x, n.y), xytext=(-r - 1, 1.5), textcoords="offset points",
+                            ha="right", va="bottom", fontsize=7, color="#333333", zorder=4)
             else:
-                ax.scatter([n.x], [n.y], s=18, marker="D" if n.kind == "image" else "o",
-                           color=COLORS[n.kind], zorder=3)
                 ax.text(n.x + 0.12, n.y, n.label, ha="left", va="center",
                         fontsize=8 if n.kind == "image" else 7.5,
                         color=COLORS[n.kind], style="normal" if n.kind == "image" else "italic",
@@ -446,7 +483,7 @@ def waste_figure(usage: pd.DataFrame, waste: pd.DataFrame, top: int = 30) -> Fig
             right.text(0.5, 0.5, "not measurable for this storage driver\n(full-copy layers)",
                        ha="center", va="center", transform=right.transAxes, color="#555555")
             right.set_xticks([])
-        right.set_title("Wasted by later layers (overwritten/deleted)", loc="left", fontsize=10)
+        right.set_title("Wasted by later layers", loc="left", fontsize=10)
         if len(usage) > top:
             fig.suptitle(f"{top} largest of {len(usage)} images (+{len(usage) - top} more)",
                          fontsize=9, x=0.01, ha="left")
@@ -468,7 +505,8 @@ def duplicates_figure(dups: pd.DataFrame, top: int = 15) -> Figure:
         labels = []
         for paths, sha in zip(d["example_paths"], d["sha256"]):
             first = (list(paths) or [""])[0] if isinstance(paths, (list, tuple)) else ""
-            labels.append(_label(first.rsplit("/", 1)[-1] or sha[:12], 30) + f" ({sha[:8]})")
+            short = str(sha).split(":", 1)[-1][:8]
+            labels.append(_label(first.rsplit("/", 1)[-1] or short, 30) + f" ({short})")
         ax.barh(ys, d["wasted_bytes"], color=COLORS["orphans"])
         vmax = max(1, int(d["wasted_bytes"].max()))
         for y, w, c, s in zip(ys, d["wasted_bytes"], d["copies"], d["size"]):

@@ -258,6 +258,13 @@ def _ports(ports: list[dict[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(out))
 
 
+def _image_cell(ref: Any) -> Cell:
+    """The image a container names; a bare image id is shortened like ``docker ps``."""
+    if isinstance(ref, str) and ref.startswith("sha256:") and len(ref) == 71:
+        return id_cell(ref)
+    return text_cell(ref)
+
+
 def _containers_table(snap: Any, doc: dict[str, Any], max_rows: int) -> Table:
     docs = {d["Id"]: d for d in doc["Containers"]}
     mounts: dict[str, list[str]] = {}
@@ -276,7 +283,7 @@ def _containers_table(snap: Any, doc: dict[str, Any], max_rows: int) -> Table:
             text_cell(r.name), id_cell(r.container_id),
             Cell(status or str(r.status), str(r.status), f"state: {r.status}",
                  "nowrap ok" if r.running is True else "nowrap"),
-            text_cell(d.get("Image") or r.image_ref), flag_cell(r.privileged, warn=True),
+            _image_cell(d.get("Image") or r.image_ref), flag_cell(r.privileged, warn=True),
             text_cell(r.network_mode, "warn" if r.network_mode == "host" else ""),
             Cell("\n".join(mounts.get(r.container_id, [])), len(mounts.get(r.container_id, [])),
                  None, "paths"),
@@ -408,8 +415,8 @@ def report_model(snap: Any, ctx: Context, max_rows: int = MAX_ROWS,
     dsum, dups = storage.duplicates(snap, top=max(20, min(max_rows, 50)))
     waste = storage.image_waste(snap)
     og = storage.orphans_and_growth(snap)
-    breakdown = plots.storage_breakdown(snap, doc)
-    dag_fig, dag = plots.dag_figure(snap, max_images=max_dag_images)
+    breakdown = plots.storage_breakdown(snap, doc, layer_usage=lu, orphans=og)
+    dag_fig, dag = plots.dag_figure(snap, max_images=max_dag_images, layer_usage=lu)
     driver = (snap.meta.get("driver") or "").split(",")[0]
     listed = storage.listed_images(snap)
     wasted = pd.to_numeric(waste["wasted_bytes"], errors="coerce")
@@ -428,7 +435,7 @@ def report_model(snap: Any, ctx: Context, max_rows: int = MAX_ROWS,
         "breakdown_reclaimable": int(breakdown["reclaimable_bytes"].sum()),
         "storage_svg": plots.to_svg(plots.storage_figure(breakdown), "storage"),
         "graph": _graph_stats(snap), "dag": dag,
-        "dag_svg": plots.to_svg(dag_fig, "dag"),
+        "dag_svg": plots.to_svg(dag_fig, "dag", scale=1.3),
         "layers": _layers_table(lu, max_rows),
         "dedup": dsum, "dedup_table": _dups_table(dups, max_rows),
         "dedup_svg": plots.to_svg(plots.duplicates_figure(dups), "dups"),
