@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from analyzer.formats.digest import chain_ids
-from analyzer.model.graph import freed_if_deleted
 
 #: roles whose directories hold real stored content (not mount views)
 CONTENT_ROLES = ("image-layer", "container-rw", "container-init", "orphan")
@@ -77,7 +76,6 @@ def image_usage(snap: Any) -> pd.DataFrame:
             refs[c] = refs.get(c, 0) + 1
     tags = snap.image_tags.groupby("image_id")["reference"].apply(lambda s: ", ".join(sorted(s)))
     per_image = snap.containers["image_id"].value_counts().to_dict()
-    g = snap.graph
     rows = []
     for r in snap.images[snap.images["image_id"].isin(listed)].itertuples():
         size = int(r.size_bytes) if not pd.isna(r.size_bytes) else 0
@@ -85,7 +83,10 @@ def image_usage(snap: Any) -> pd.DataFrame:
         rows.append({"image_id": r.image_id, "tags": tags.get(r.image_id, "<none>"),
                      "created_at": r.created_at, "size_bytes": size, "shared_bytes": shared,
                      "unique_bytes": size - shared, "containers": int(per_image.get(r.image_id, 0)),
-                     "freed_if_deleted_bytes": freed_if_deleted(g, r.image_id, keep=listed - {r.image_id})})
+                     # layers no other listed image uses: exactly the unreferenced-elsewhere
+                     # bytes (model.graph.freed_if_deleted gives the same on the graph)
+                     "freed_if_deleted_bytes": sum(int(sizes.get(c) or 0) for c in set(
+                         chains.get(r.image_id, [])) if refs.get(c, 0) == 1)})
     return pd.DataFrame(rows, columns=["image_id", "tags", "created_at", "size_bytes",
                                        "shared_bytes", "unique_bytes", "containers",
                                        "freed_if_deleted_bytes"]).sort_values(
@@ -139,11 +140,25 @@ def duplicates(snap: Any, top: int = 20) -> tuple[dict[str, int], pd.DataFrame]:
             dup[["sha256", "size", "copies", "wasted_bytes", "example_paths"]])
 
 
-def _layer_entries(snap: Any, content_path: str) -> pd.DataFrame:
+def _entries_by_dir(snap: Any, content_paths: list[str]) -> dict[str, pd.DataFrame]:
+    """Entries under each content folder, in one pass over the index."""
     files = snap.files
-    head = content_path + "/"
-    sub = files[files["path"].str.startswith(head)]
-    return sub.assign(inner=sub["path"].str.slice(len(head)))
+    wanted = set(content_paths)
+    depth = {p.count("/") + 1 for p in wanted}
+    out: dict[str, list[int]] = {p: [] for p in wanted}
+    paths = files["path"].tolist()
+    for i, path in enumerate(paths):
+        parts = path.split("/")
+        for d in depth:
+            if len(parts) > d:
+                head = "/".join(parts[:d])
+                if head in wanted:
+                    out[head].append(i)
+    result = {}
+    for p, idx in out.items():
+        sub = files.iloc[idx]
+        result[p] = sub.assign(inner=sub["path"].str.slice(len(p) + 1))
+    return result
 
 
 def image_waste(snap: Any) -> pd.DataFrame:
@@ -162,7 +177,8 @@ def image_waste(snap: Any) -> pd.DataFrame:
     layers = snap.layers.set_index("chain_id")
     dirs = snap.layer_dirs.set_index("dir_id") if len(snap.layer_dirs) else None
     rows = []
-    cache: dict[str, pd.DataFrame] = {}
+    cache = _entries_by_dir(snap, dirs["content_path"].dropna().tolist()) if dirs is not None \
+        and driver in ("overlay2", "fuse-overlayfs", "aufs") else {}
     for image_id in sorted(listed_images(snap)):
         total = wasted = 0
         measurable = driver in ("overlay2", "fuse-overlayfs", "aufs") and dirs is not None
@@ -175,9 +191,8 @@ def image_waste(snap: Any) -> pd.DataFrame:
             if cid not in dirs.index if dirs is not None else True:
                 measurable = False
                 break
-            if cid not in cache:
-                cache[cid] = _layer_entries(snap, dirs.loc[cid, "content_path"])
-            stack.append(cache[cid])
+            stack.append(cache.get(dirs.loc[cid, "content_path"], pd.DataFrame(
+                columns=["inner", "kind", "whiteout", "opaque", "size"])))
         if measurable:
             total, wasted = _waste_of_stack(stack)
         rows.append({"image_id": image_id, "layers": len(chains.get(image_id, [])),
