@@ -224,17 +224,6 @@ def choose_root(raw: RawSnapshot, root: str | None) -> RootCandidate:
     return best
 
 
-def relative_files(files: pa.Table, prefix: str) -> pa.Table:
-    """The index rows under ``prefix``, with paths made relative to it."""
-    if not prefix:
-        return files
-    head = prefix + "/"
-    mask = pc.starts_with(files["path"], head)
-    sub = files.filter(mask)
-    rel = pc.utf8_slice_codeunits(sub["path"], len(head))
-    return sub.set_column(0, "path", rel)
-
-
 def build_snapshot(raw: RawSnapshot, root: str | None = None,
                    params: dict[str, Any] | None = None) -> "Snapshot":  # noqa: F821
     """Pick the data-root and turn what the pass kept into the model's tables."""
@@ -255,5 +244,4 @@ def load(path: str, *, root: str | None = None, hash_files: bool = True,
     return build_snapshot(raw, root=root)
 
 
-__all__ = ["RawSnapshot", "LogFile", "read_evidence", "build_snapshot", "load", "choose_root",
-           "relative_files"]
+__all__ = ["RawSnapshot", "LogFile", "read_evidence", "build_snapshot", "load", "choose_root"]

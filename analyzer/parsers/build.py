@@ -22,6 +22,7 @@ from analyzer.parsers import containers as cparse
 from analyzer.parsers import drivers as dparse
 from analyzer.parsers import buildcache, imagestore, legacy, networks, volumes
 from analyzer.parsers.rootview import RootView
+from analyzer.sources.capture import relative_files
 from analyzer.sources.locate import RootCandidate
 
 T = TypeVar("T")
@@ -61,8 +62,6 @@ def files_frame(files: pa.Table) -> pd.DataFrame:
 
 def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """All tables of one data-root plus the snapshot metadata row."""
-    from analyzer.pipeline import relative_files
-
     issues = raw.info.issues
     files = files_frame(relative_files(raw.files, cand.prefix))
     view = RootView(cand.prefix, files, raw.captured, issues)

@@ -17,6 +17,7 @@ import json
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer.sources.member import CHAR, Member
 
@@ -150,3 +151,14 @@ class FileIndex:
         """All rows as one Arrow table."""
         self.flush()
         return pa.Table.from_batches(self._batches, schema=_SCHEMA)
+
+
+def relative_files(files: pa.Table, prefix: str) -> pa.Table:
+    """The index rows under ``prefix``, with paths made relative to it."""
+    if not prefix:
+        return files
+    head = prefix + "/"
+    mask = pc.starts_with(files["path"], head)
+    sub = files.filter(mask)
+    rel = pc.utf8_slice_codeunits(sub["path"], len(head))
+    return sub.set_column(0, "path", rel)
