@@ -297,3 +297,18 @@ def test_synthetic_snapshot_fires_every_family() -> None:
     assert "abcdEFGH" not in text and "ghp_aaaa" not in text and "ghp_bbbb" not in text
     se = next(f for f in found if f.rule == "DRA-SE-001")
     assert se.evidence["matched"] == ["AWS_SECRET_ACCESS_KEY"]  # 'changeme' is a placeholder
+
+
+@pytest.mark.parametrize("name", ["overlay2", "vfs"])
+def test_rw_changes_equal_the_daemons(name: str) -> None:
+    """The RW-layer diff the rules read equals GET /containers/{id}/changes (whiteouts,
+    copy-ups, mount stubs; naive diff on vfs)."""
+    from analyzer.analyses.triage.engine import Context
+    from tests.conftest import SAMPLES, Truth
+
+    truth = Truth(SAMPLES / name / "truth")
+    ctx = Context(sample_snapshot(name))
+    for c in ctx.containers:
+        got = sorted((ch.path, ch.kind) for ch in ctx.changes(c.id))
+        want = sorted((d["Path"], d["Kind"]) for d in truth.json(f"changes-{c.name}.json") or [])
+        assert got == want, c.name

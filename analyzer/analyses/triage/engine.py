@@ -302,22 +302,24 @@ class Context:
 
     @cached_property
     def _files_by_dir(self) -> dict[str, pd.DataFrame]:
-        """content_path of every layer dir → its member rows (paths relative to it)."""
+        """content_path of every layer dir → the member rows below it, with ``rel`` =
+        ``/path/inside`` (one vectorised pass per path depth, not one per directory)."""
         f = self.files
-        dirs = self.snap.layer_dirs
+        cps = [str(cp) for cp in self.snap.layer_dirs["content_path"].dropna().unique()]
         out: dict[str, pd.DataFrame] = {}
         paths = f["path"].astype(str)
-        top = paths.str.split("/", n=2).str[:2].str.join("/")
-        groups = {k: g for k, g in f.groupby(top.values, sort=False)}
-        for cp in dirs["content_path"].dropna().unique():
-            head = "/".join(cp.split("/")[:2])
-            cand = groups.get(head)
-            if cand is None:
-                out[cp] = f.iloc[0:0].assign(rel=pd.Series(dtype="string"))
-                continue
-            cpaths = cand["path"].astype(str)
-            sub = cand[cpaths.str.startswith(cp + "/")]
-            out[cp] = sub.assign(rel=sub["path"].str.slice(len(cp)))
+        for depth in sorted({cp.count("/") + 1 for cp in cps}):
+            want = {cp for cp in cps if cp.count("/") + 1 == depth}
+            parts = paths.str.split("/", n=depth)
+            key = parts.str[:depth].str.join("/")
+            mask = key.isin(want) & (parts.str.len() > depth)
+            sub = f[mask]
+            keys = key[mask]
+            for cp, g in sub.groupby(keys.values, sort=False):
+                out[str(cp)] = g.assign(rel=g["path"].str.slice(len(str(cp))))
+        empty = f.iloc[0:0].assign(rel=pd.Series(dtype="string"))
+        for cp in cps:
+            out.setdefault(cp, empty)
         return out
 
     def layer_files(self, content_path: str) -> pd.DataFrame:
