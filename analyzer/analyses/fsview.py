@@ -37,10 +37,10 @@ References:
 from __future__ import annotations
 
 import json
-import posixpath
+import os
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import pandas as pd
@@ -593,6 +593,222 @@ def merged_tree(snap: Any, ref: str) -> pd.DataFrame:
     return tree_frame(build_tree(snap, stack_for(snap, ref)))
 
 
+# -- reading one file's bytes from the evidence ----------------------------------------
+#: bytes per read when copying a member
+COPY_CHUNK = 1 << 20
+
+
+def content_member(entry: Entry) -> str:
+    """The index path (relative to the data-root) of the member holding ``entry``'s bytes."""
+    if entry.kind == "hardlink" and entry.linkname:
+        return entry.linkname
+    if entry.member_path is None:
+        raise UsageError("this entry has no member in the snapshot")
+    return entry.member_path
+
+
+def lookup_file(snap: Any, ref: str, path: str) -> tuple[str, Entry]:
+    """(resolved path, entry) of the regular file ``path`` in ``ref``'s merged view.
+
+    Symlinks are resolved inside the view (:meth:`Tree.resolve`).
+
+    Raises:
+        UsageError: no such path, or not a regular file.
+    """
+    tree = build_tree(snap, stack_for(snap, ref))
+    real = tree.resolve(path if path.startswith("/") else "/" + path)
+    if real is None:
+        raise UsageError(f"{path}: no such file in {ref}")
+    entry = tree.entries[real]
+    if entry.kind not in ("file", "hardlink"):
+        what = {"dir": "a directory", "char": "a character device", "block": "a block device",
+                "fifo": "a fifo"}.get(entry.kind, entry.kind)
+        raise UsageError(f"{path}: not a regular file in {ref} ({what})")
+    return real, entry
+
+
+def _duplicated(snap: Any, full: str) -> bool:
+    """True if the archive may hold ``full`` more than once (the last copy counts)."""
+    issues = snap.tables["issues"]
+    dup = issues[issues["code"].astype("string") == "archive.duplicate"]
+    return bool(len(dup)) and (bool((dup["path"] == full).any()) or bool(dup["path"].isna().any()))
+
+
+def _evidence(snap: Any) -> tuple[str, str]:
+    from analyzer.errors import SnapshotError
+
+    path = snap.meta.get("evidence_path")
+    kind = str(snap.meta.get("evidence_kind") or "")
+    if not isinstance(path, str) or not path:
+        raise SnapshotError("the snapshot does not record where its evidence is")
+    if not os.path.exists(path):
+        raise SnapshotError(f"the evidence {path} is no longer there (moved or deleted); "
+                            "file contents are read from the evidence, not from the case folder")
+    if kind == "tar" and os.path.isfile(path):
+        want = snap.meta.get("evidence_bytes")
+        if want is not None and not pd.isna(want) and os.path.getsize(path) != int(want):
+            raise SnapshotError(f"the evidence {path} changed since it was read "
+                                f"({os.path.getsize(path)} bytes, {int(want)} when read)")
+    return path, kind
+
+
+def _open_in_dir(root: str, rel: str) -> BinaryIO:
+    """Open ``root/rel`` read-only, following no symlink on the way (``openat`` chain)."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    flags_dir = os.O_RDONLY | nofollow | getattr(os, "O_DIRECTORY", 0)
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        parts = [p for p in rel.split("/") if p]
+        for part in parts[:-1]:
+            if part == "..":
+                raise UsageError(f"{rel}: refusing a path with '..'")
+            nfd = os.open(part, flags_dir, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        ffd = os.open(parts[-1], os.O_RDONLY | nofollow, dir_fd=fd)
+    except OSError as exc:
+        raise UsageError(f"cannot open {rel} in the evidence directory: "
+                         f"{exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    return os.fdopen(ffd, "rb")
+
+
+def copy_member(snap: Any, member: str, sink: BinaryIO) -> tuple[int, str]:
+    """Copy the bytes of the index member ``member`` (relative to the data-root) from the
+    evidence to ``sink``; returns (bytes written, sha256 hex).
+
+    A directory snapshot is read in place (read-only, no symlink followed); a tar is
+    streamed once up to that member (to its end when the archive holds the path more
+    than once, since the last copy is the one the index describes). A case folder's
+    evidence is the file its manifest names.
+
+    Raises:
+        SnapshotError: the evidence is gone or changed. UsageError: member not found.
+    """
+    import hashlib
+    import tempfile
+
+    from analyzer.pipeline import open_source
+
+    path, kind = _evidence(snap)
+    prefix = str(snap.meta.get("root_prefix") or "")
+    full = f"{prefix}/{member}" if prefix else member
+    sha = hashlib.sha256()
+    n = 0
+    if os.path.isdir(path):
+        with _open_in_dir(path, full) as fh:
+            while chunk := fh.read(COPY_CHUNK):
+                sink.write(chunk)
+                sha.update(chunk)
+                n += len(chunk)
+        return n, sha.hexdigest()
+    keep_last = _duplicated(snap, full)
+    spool: Any = None
+    found = False
+    for m, payload in open_source(path):
+        if m.path != full or m.kind != "file" or payload is None:
+            continue
+        found = True
+        if not keep_last:
+            while chunk := payload.read(COPY_CHUNK):
+                sink.write(chunk)
+                sha.update(chunk)
+                n += len(chunk)
+            return n, sha.hexdigest()
+        if spool is not None:
+            spool.close()
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        while chunk := payload.read(COPY_CHUNK):
+            spool.write(chunk)
+    if not found:
+        raise UsageError(f"{full}: not found in the evidence {path}")
+    spool.seek(0)
+    while chunk := spool.read(COPY_CHUNK):
+        sink.write(chunk)
+        sha.update(chunk)
+        n += len(chunk)
+    spool.close()
+    return n, sha.hexdigest()
+
+
+def cat_file(snap: Any, ref: str, path: str, sink: BinaryIO) -> str | None:
+    """Write the bytes of file ``path`` of container or image ``ref`` to ``sink``.
+
+    The bytes come straight from the evidence (:func:`copy_member`); nothing is
+    executed. Returns ``None``, or a one-line problem when the bytes read do not match
+    what the index recorded at ingest (size, sha256): the evidence may have changed.
+    """
+    _, entry = lookup_file(snap, ref, path)
+    n, sha = copy_member(snap, content_member(entry), sink)
+    if n != entry.size:
+        return f"{path}: read {n} bytes, the index recorded {entry.size}"
+    if entry.sha256 and sha != entry.sha256:
+        return f"{path}: sha256 {sha} differs from the index ({entry.sha256})"
+    return None
+
+
+def _mode_string(e: Entry) -> str:
+    import stat
+
+    bits = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "char": stat.S_IFCHR,
+            "block": stat.S_IFBLK, "fifo": stat.S_IFIFO}.get(e.kind, stat.S_IFREG)
+    return stat.filemode(bits | (e.mode & 0o7777))
+
+
+def _short_layer(label: str) -> str:
+    return label[7:19] if label.startswith("sha256:") else label[:12]
+
+
+def files_listing(snap: Any, ref: str, path: str = "/", as_json: bool = False) -> str:
+    """``files`` command output: the merged view of ``ref`` under ``path``.
+
+    A directory (after resolving symlinks in the view) lists everything under it; any
+    other path lists that entry. Table columns: mode, uid, gid, size, mtime (UTC),
+    layer (12 characters of the chain id, ``init`` or ``rw``), path (``-> target``
+    for symlinks). ``as_json``: one record per entry with every column of
+    :func:`merged_tree` (full layer ids, ``mtime`` in RFC 3339 UTC).
+    """
+    tree = build_tree(snap, stack_for(snap, ref))
+    want = path if path.startswith("/") else "/" + path
+    real = tree.resolve(want)
+    if real is not None and tree.entries[real].is_dir:
+        top = real
+        df = tree_frame(tree, top)
+    else:
+        lreal = tree.resolve(want, follow_last=False)
+        if lreal is None:
+            raise UsageError(f"{path}: no such file or directory in {ref}")
+        df = tree_frame(tree, lreal).iloc[:1]
+    if as_json:
+        recs = []
+        for rec in df.to_dict("records"):
+            rec = {k: (None if v is pd.NA or (not isinstance(v, (str, list)) and pd.isna(v))
+                       else v) for k, v in rec.items()}
+            rec["mtime"] = rec["mtime"].isoformat().replace("+00:00", "Z") \
+                if rec["mtime"] is not None else None
+            for k in ("size", "mode", "uid", "gid", "devmajor", "devminor"):
+                rec[k] = int(rec[k]) if rec[k] is not None else None
+            rec["kind"] = str(rec["kind"])
+            recs.append(rec)
+        return json.dumps(recs, indent=2, ensure_ascii=False) + "\n"
+    rows = []
+    for p in df["path"]:
+        e = tree.entries[p]
+        shown = p + (f" -> {e.linkname}" if e.kind == "symlink" else "")
+        size = f"{e.devmajor}, {e.devminor}" if e.kind in ("char", "block") else str(
+            len((e.linkname or "").encode("utf-8", "surrogateescape")) if e.kind == "symlink"
+            else e.size)
+        mt = pd.Timestamp(e.mtime_ns, unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+        rows.append([_mode_string(e), str(e.uid), str(e.gid), size, mt,
+                     _short_layer(e.layer), shown])
+    table = [["MODE", "UID", "GID", "SIZE", "MTIME (UTC)", "LAYER", "PATH"]] + rows
+    widths = [max(len(r[i]) for r in table) for i in range(6)]
+    right = (False, True, True, True, False, False)
+    return "".join("  ".join([(c.rjust(w) if r else c.ljust(w)) for c, w, r in
+                              zip(row[:6], widths, right)] + [row[6]]) + "\n" for row in table)
+
+
 __all__ = ["Stack", "StackLayer", "Entry", "Tree", "image_stack", "container_stack",
            "stack_for", "resolve_ref", "build_tree", "tree_frame", "merged_tree", "image_chain",
-           "folder_exists"]
+           "folder_exists", "lookup_file", "copy_member", "content_member", "cat_file", "files_listing"]

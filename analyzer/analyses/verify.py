@@ -11,17 +11,20 @@ layer tar held when the daemon applied it:
   missing on disk. overlay2 stores the tar's ``.wh.<name>`` whiteouts as 0:0
   character devices named ``<name>`` and ``.wh..wh..opq`` as the
   ``trusted.overlay.opaque=y`` (or ``user.overlay.opaque``) xattr of the folder;
-  both are mapped back (opaque folders only when the archive kept xattrs, §4.9).
+  both are mapped back (a missing opaque xattr is reported only when the archive
+  kept ``trusted.*`` xattrs somewhere, §4.9).
   aufs and fuse-overlayfs keep whiteouts as ``.wh.`` files (aufs' own
   ``.wh..wh.aufs/plnk/orph`` bookkeeping at the branch root is ignored);
 * **type, mode, owner, mtime, linkname, xattr** — the disk entry against the
   tar header recorded in the segments: file type, permission bits (incl.
-  setuid/setgid/sticky; not for symlinks), uid/gid (shifted by the remap base
-  of a ``<uid>.<gid>`` user-namespace data-root), mtime to the second (not for
+  setuid/setgid/sticky; not for symlinks), uid/gid, mtime to the second (not for
   whiteouts, whose time is the extraction time, nor hardlink entries),
   symlink target, hardlink identity (both names are one inode in the
   acquisition), and ``security.capability`` (the one xattr Docker records),
-  when the archive kept xattrs;
+  when the archive kept xattrs. Owners and modes are compared after learning,
+  over all layers, what the acquisition did to all of them (a re-tar by an
+  ordinary user owns everything and applies its umask; ``userns-remap`` shifts
+  ids): see :class:`_Normalise`; single deviations are still reported;
 * **diff id** — where possible the layer tar is rebuilt in tar-split order and
   its sha256 compared with the layer's diff id: this is what proves that the
   tar-split itself (the reference of every other check) is genuine. With a
@@ -69,13 +72,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Iterator
 
 from analyzer.errors import TarSplitFormatError, UsageError
 from analyzer.formats import tarsplit
-from analyzer.sources.base import clean_path
 from analyzer.sources.member import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK
 
 #: bytes of layer-file content kept in memory (tar evidence) to rebuild layer tars
@@ -97,6 +99,8 @@ UNREADABLE = {
 #: aufs bookkeeping at a branch root (not part of any layer tar)
 AUFS_META = (".wh..wh.aufs", ".wh..wh.plnk", ".wh..wh.orph")
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+#: xattrs kept per disk entry (the only ones a layer tar or overlay2 conveys)
+KEPT_XATTRS = frozenset(OPAQUE_XATTRS + ("security.capability",))
 WH = ".wh."
 OPQ = ".wh..wh..opq"
 #: tar typeflag → member kind of the applied entry
@@ -112,7 +116,7 @@ KINDS = ("content", "size", "added", "removed", "type", "mode", "owner", "mtime"
 class Problem:
     """One difference between a layer folder and its tar-split."""
 
-    path: str  # path inside the layer (tar naming for tar entries, disk naming for added)
+    path: str  # cleaned path inside the layer; whiteouts/opaque markers in tar naming (.wh.)
     kind: str  # one of KINDS
     detail: str = ""
 
@@ -145,7 +149,8 @@ class VerifyResults:
     driver: str | None
     root_prefix: str
     crc_backend: str
-    xattrs_captured: bool
+    xattrs_captured: bool  # some member carries xattrs: file capabilities compared
+    overlay_xattrs_captured: bool  # trusted.*/user.overlay.* seen: opaque markers compared
     layers: list[LayerResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -240,7 +245,8 @@ class _Pass:
         self.buffered = 0
         self.buffer_limit = 0 if random_access else buffer_limit
         self.overflow = False
-        self.xattrs = False
+        self.xattrs = False  # some member carries an xattr
+        self.overlay_xattrs = False  # some member carries a trusted.* / user.overlay.* one
 
     def folder_of(self, path: str) -> tuple[str, str] | None:
         parts = path.split("/")
@@ -255,6 +261,9 @@ class _Pass:
         path = member.path
         if member.xattrs:
             self.xattrs = True
+            if not self.overlay_xattrs:
+                self.overlay_xattrs = any(k.startswith(("trusted.", "user.overlay."))
+                                          for k in member.xattrs)
         chain = self.splits.get(path)
         if chain is not None:
             if member.kind != FILE:
@@ -286,7 +295,8 @@ class _Pass:
                 inode, size = member.linkname, -1
         rec = _Disk(kind=kind, size=size, crc=crc, mode=member.mode, uid=member.uid,
                     gid=member.gid, mtime=member.mtime, linkname=member.linkname,
-                    dev=(member.devmajor, member.devminor), xattrs=dict(member.xattrs),
+                    dev=(member.devmajor, member.devminor),
+                    xattrs={k: v for k, v in member.xattrs.items() if k in KEPT_XATTRS},
                     inode=inode, content=content)
         self.records[folder][inner] = rec
         if kind in (FILE, HARDLINK):
@@ -334,7 +344,7 @@ def _own_tree(entries: list[tarsplit.FileEntry], chain: str, overlay_whiteouts: 
     opaque: list[str] = []
     unsafe: list[str] = []
     for e in entries:
-        inner = clean_path(e.name)
+        inner = tarsplit.clean_name(e.name)
         if inner is None or e.header is None:
             unsafe.append(e.name)
             continue
@@ -379,7 +389,7 @@ def _sec(ns: int) -> int:
 
 def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, _Disk],
              *, driver: str, whiteouts: list[str], opaque: list[str], full: bool,
-             xattrs: bool, shift: tuple[int, int]) -> None:
+             xattrs: bool, overlay_xattrs: bool, norm: "_Normalise") -> None:
     """Fill ``result.problems`` from the expected tree and the disk records."""
     problems = result.problems
     seen: set[str] = set()
@@ -390,46 +400,46 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
         rec = disk.get(inner)
         want_kind = _TYPE_KIND.get(h.typeflag, FILE)
         if rec is None:
-            problems.append(Problem(exp.name, "removed", f"in the layer tar{where}, not on disk"))
+            problems.append(Problem(inner, "removed", f"in the layer tar{where}, not on disk"))
             continue
         result.entries += 1
         got_kind = rec.kind
         if want_kind == HARDLINK:
-            target = clean_path(h.linkname)
+            target = tarsplit.clean_name(h.linkname)
             trec = disk.get(target) if target is not None else None
             if got_kind not in (FILE, HARDLINK):
-                problems.append(Problem(exp.name, "type", f"a hardlink in the layer tar, a "
+                problems.append(Problem(inner, "type", f"a hardlink in the layer tar, a "
                                         f"{got_kind} on disk{where}"))
             elif trec is None or trec.inode != rec.inode:
-                problems.append(Problem(exp.name, "linkname", f"hardlink to {h.linkname!r} in "
+                problems.append(Problem(inner, "linkname", f"hardlink to {h.linkname!r} in "
                                         f"the layer tar; on disk not the same file{where}"))
         elif want_kind == FILE:
             if got_kind not in (FILE, HARDLINK):
-                problems.append(Problem(exp.name, "type", f"a regular file in the layer tar, a "
+                problems.append(Problem(inner, "type", f"a regular file in the layer tar, a "
                                         f"{got_kind} on disk{where}"))
                 continue
             if rec.size < 0:
-                result.notes.append(f"{exp.name}: a hardlink to a file outside the layer "
+                result.notes.append(f"{inner}: a hardlink to a file outside the layer "
                                     "folders; content not compared")
             elif rec.size != exp.size:
-                problems.append(Problem(exp.name, "size", f"{exp.size} bytes in the layer tar, "
+                problems.append(Problem(inner, "size", f"{exp.size} bytes in the layer tar, "
                                         f"{rec.size} on disk{where}"))
             elif exp.size and rec.crc != exp.crc:
-                problems.append(Problem(exp.name, "content", f"CRC-64 {exp.crc or 0:016x} in the "
+                problems.append(Problem(inner, "content", f"CRC-64 {exp.crc or 0:016x} in the "
                                         f"layer tar, {rec.crc or 0:016x} on disk{where}"))
             else:
                 result.files_checked += 1
         elif got_kind != want_kind:
-            problems.append(Problem(exp.name, "type", f"a {want_kind} in the layer tar, a "
+            problems.append(Problem(inner, "type", f"a {want_kind} in the layer tar, a "
                                     f"{got_kind} on disk{where}"))
             continue
         elif want_kind == SYMLINK and rec.linkname != h.linkname:
-            problems.append(Problem(exp.name, "linkname", f"-> {h.linkname!r} in the layer tar, "
+            problems.append(Problem(inner, "linkname", f"-> {h.linkname!r} in the layer tar, "
                                     f"-> {rec.linkname!r} on disk{where}"))
         elif want_kind in (CHAR, BLOCK) and rec.dev != (h.devmajor, h.devminor):
-            problems.append(Problem(exp.name, "type", f"device {h.devmajor}:{h.devminor} in "
+            problems.append(Problem(inner, "type", f"device {h.devmajor}:{h.devminor} in "
                                     f"the layer tar, {rec.dev[0]}:{rec.dev[1]} on disk{where}"))
-        _metadata(problems, exp, rec, where, full=full, xattrs=xattrs, shift=shift)
+        _metadata(problems, inner, exp, rec, where, full=full, xattrs=xattrs, norm=norm)
     # overlay2 whiteouts: 0:0 character devices
     for path in whiteouts if not full else ():  # full copies: applied, path gone
         seen.add(path)
@@ -446,7 +456,7 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
         for folder in opaque:
             rec = disk.get(folder)
             is_opq = rec is not None and any(rec.xattrs.get(x) == b"y" for x in OPAQUE_XATTRS)
-            if xattrs and not is_opq:
+            if overlay_xattrs and not is_opq:
                 name = f"{folder}/{OPQ}" if folder else OPQ
                 problems.append(Problem(name, "removed", "opaque marker in the layer tar; the "
                                         "folder has no overlay opaque xattr on disk"))
@@ -464,7 +474,7 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
                                     "not in the layer tar"))
             continue
         problems.append(Problem(inner, "added", f"{rec.kind} on disk, not in the layer tar"))
-    if not full and driver == "overlay2" and xattrs:
+    if not full and driver == "overlay2":
         for inner, rec in disk.items():
             if rec.kind == DIR and inner not in opq_set and \
                     any(rec.xattrs.get(x) == b"y" for x in OPAQUE_XATTRS):
@@ -473,27 +483,31 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
                                         "opaque marker"))
 
 
-def _metadata(problems: list[Problem], exp: _Expect, rec: _Disk, where: str, *, full: bool,
-              xattrs: bool, shift: tuple[int, int]) -> None:
+def _metadata(problems: list[Problem], inner: str, exp: _Expect, rec: _Disk, where: str, *,
+              full: bool, xattrs: bool, norm: "_Normalise") -> None:
+    """Compare the header's type-independent metadata with the disk entry."""
     h = exp.header
     kind = _TYPE_KIND.get(h.typeflag, FILE)
-    if kind != SYMLINK and rec.mode != h.mode:
-        problems.append(Problem(exp.name, "mode", f"{h.mode:04o} in the layer tar, "
+    want_mode = h.mode & ~norm.umask
+    # a non-root extraction (the only source of a umask here) also keeps u+w on folders
+    lenient = norm.umask and kind == DIR and rec.mode == want_mode | 0o200
+    if kind != SYMLINK and rec.mode != want_mode and not lenient:
+        problems.append(Problem(inner, "mode", f"{h.mode:04o} in the layer tar, "
                                 f"{rec.mode:04o} on disk{where}"))
-    uid, gid = h.uid + shift[0], h.gid + shift[1]
+    uid, gid = norm.owners.get((h.uid, h.gid), (h.uid, h.gid))
     if (rec.uid, rec.gid) != (uid, gid):
-        problems.append(Problem(exp.name, "owner", f"{uid}:{gid} in the layer tar, "
+        problems.append(Problem(inner, "owner", f"{uid}:{gid} in the layer tar, "
                                 f"{rec.uid}:{rec.gid} on disk{where}"))
     want = max(h.mtime, 0)  # the daemon clamps times before the epoch to the epoch
     check_time = kind != HARDLINK and not (full and kind == DIR and not exp.own)
     if check_time and _sec(rec.mtime) != _sec(want):
-        problems.append(Problem(exp.name, "mtime", f"{_sec(want)} in the layer tar, "
+        problems.append(Problem(inner, "mtime", f"{_sec(want)} in the layer tar, "
                                 f"{_sec(rec.mtime)} on disk{where}"))
     if xattrs and kind in (FILE, HARDLINK):
         cap_t = h.xattrs.get("security.capability")
         cap_d = rec.xattrs.get("security.capability")
         if cap_t != cap_d:
-            problems.append(Problem(exp.name, "xattr", "security.capability "
+            problems.append(Problem(inner, "xattr", "security.capability "
                                     f"{'absent' if cap_t is None else cap_t.hex()} in the layer "
                                     f"tar, {'absent' if cap_d is None else cap_d.hex()} on "
                                     f"disk{where}"))
@@ -508,25 +522,24 @@ def _digest(data: bytes, get: Any) -> str:
 
 
 def _reassemble(result: LayerResult, split: bytes, folder: str, disk: dict[str, _Disk],
-                buffer: dict[str, bytes], directory: str | None) -> None:
+                buffer: dict[str, bytes], directory: str | None, limit: int) -> None:
     """Rebuild the layer tar and compare its sha256 with the diff id."""
     if not result.diff_id:
         result.notes.append("no diff id recorded (pre-1.10 layer): the tar was not rebuilt")
         return
 
-    def get(entry: tarsplit.FileEntry) -> bytes | None:
-        inner = clean_path(entry.name)
+    def get(entry: tarsplit.FileEntry) -> bytes | BinaryIO | None:
+        inner = tarsplit.clean_name(entry.name)
         rec = disk.get(inner) if inner is not None else None
         if rec is None or rec.kind not in (FILE, HARDLINK) or rec.content is None:
             return b""  # missing on disk: the daemon would fail; the digest will differ
-        if directory is not None:
+        if directory is not None:  # the walk saw no symlink on the way; never follow one
             path = os.path.join(directory, *rec.content.split("/"))
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             except OSError:
                 return b""
-            with os.fdopen(fd, "rb") as fh:
-                return fh.read()
+            return os.fdopen(fd, "rb")
         return buffer.get(rec.content)
 
     try:
@@ -534,7 +547,7 @@ def _reassemble(result: LayerResult, split: bytes, folder: str, disk: dict[str, 
     except LookupError:
         result.diff_id_check = "skipped"
         result.notes.append(f"the layer tar was not rebuilt: its files did not fit the "
-                            f"{BUFFER_LIMIT >> 20} MiB content buffer of a streamed archive "
+                            f"{limit:,}-byte content buffer of a streamed archive "
                             "(file-by-file checks were done)")
         return
     if digest == result.diff_id:
@@ -558,31 +571,94 @@ def _layer_driver(driver_dir: str | None, active: str | None) -> str | None:
     return active
 
 
-def _remap_shift(root_prefix: str) -> tuple[int, int]:
-    """uid/gid base of a user-namespace-remapped data-root (``…/<uid>.<gid>``)."""
-    m = re.fullmatch(r"(\d+)\.(\d+)", root_prefix.rstrip("/").rpartition("/")[2])
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+@dataclass
+class _Normalise:
+    """What the acquisition (or a user-namespace remap) did to every owner and mode.
+
+    Learned over all compared entries of all layers: ``owners`` maps each tar
+    owner to the disk owner most entries with that tar owner have (identity on a
+    faithful root-run acquisition; ``0:0 → 1000:1000`` for files re-tarred by an
+    ordinary user; the remap base under ``userns-remap``), ``umask`` is the
+    permission mask that explains the most entries (an extraction by a non-root
+    tool applies its umask, and leaves folders owner-writable, which is then
+    accepted too). Entries that deviate from the majority are reported; the owner
+    mapping is learned only when most entries' owners differ (a faithful
+    acquisition compares owners exactly).
+    """
+
+    owners: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    umask: int = 0
+
+    @classmethod
+    def learn(cls, pairs: Iterator[tuple[tarsplit.TarHeader, _Disk]]) -> "_Normalise":
+        owner_counts: dict[tuple[int, int], Counter[tuple[int, int]]] = {}
+        mode_counts: Counter[tuple[int, int]] = Counter()
+        for h, rec in pairs:
+            owner_counts.setdefault((h.uid, h.gid), Counter())[(rec.uid, rec.gid)] += 1
+            if _TYPE_KIND.get(h.typeflag, FILE) != SYMLINK:
+                mode_counts[(h.mode, rec.mode)] += 1
+        owners = {}
+        same = sum(c[o] for o, c in owner_counts.items())
+        total = sum(sum(c.values()) for c in owner_counts.values())
+        if same * 2 < total:  # most owners differ: the whole acquisition is shifted
+            for tar_owner, counts in owner_counts.items():
+                top = max(counts.items(), key=lambda kv: (kv[1], kv[0] == tar_owner))[0]
+                if top != tar_owner:
+                    owners[tar_owner] = top
+        candidates = {0} | {t & ~d & 0o7777 for (t, d) in mode_counts if not d & ~t}
+        union = 0
+        for c in candidates:
+            union |= c
+        candidates.add(union)
+
+        def score(mask: int) -> tuple[int, int]:
+            ok = sum(n for (t, d), n in mode_counts.items() if t & ~mask == d)
+            return ok, -bin(mask).count("1")
+
+        umask = max(sorted(candidates), key=score)
+        if score(umask)[0] <= score(0)[0]:
+            umask = 0
+        return cls(owners=owners, umask=umask)
+
+    def describe(self) -> list[str]:
+        """Notes for the results."""
+        out = []
+        if self.owners:
+            shown = ", ".join(f"{a[0]}:{a[1]} → {b[0]}:{b[1]}"
+                              for a, b in sorted(self.owners.items())[:5])
+            out.append(f"owners on disk differ consistently from the layer tars ({shown}): the "
+                       "acquisition did not keep owners, or the daemon remapped user "
+                       "namespaces; owners were compared under that mapping")
+        if self.umask:
+            out.append(f"modes on disk are the layer tars' modes less {self.umask:04o} almost "
+                       "everywhere (an extraction under that umask); modes were compared "
+                       "under that mask")
+        return out
 
 
 def _images_of(snap: Any) -> dict[str, list[str]]:
-    """chain id → tags (or short image ids) of the images using the layer."""
+    """chain id → tags (or short ids of untagged images) of the images using the layer."""
     layers = snap.tables["layers"]
     parent = dict(zip(layers["chain_id"], layers["parent_chain_id"]))
-    out: dict[str, list[str]] = {}
+    labelled: list[tuple[int, list[str], Any]] = []
     images = snap.tables["images"]
     for image_id, top in zip(images["image_id"], images["top_chain_id"]):
         try:
-            tags = snap.image_tags_of(image_id)
+            tags = sorted(snap.image_tags_of(image_id))
         except Exception:  # noqa: BLE001 - naming is cosmetic
             tags = []
-        label = tags or [str(image_id).removeprefix("sha256:")[:12]]
+        labelled.append((0 if tags else 1,
+                         tags or [str(image_id).removeprefix("sha256:")[:12]], top))
+    out: dict[str, list[str]] = {}
+    for _untagged, label, top in sorted(labelled, key=lambda x: (x[0], x[1])):
         chain, hops = top, 0
         while isinstance(chain, str) and chain and hops < 1000:
             for t in label:
                 if t not in out.setdefault(chain, []):
                     out[chain].append(t)
             chain, hops = parent.get(chain), hops + 1
-    return out
+    # name a layer by its tagged images; untagged (intermediate) image ids only otherwise
+    return {c: [n for n in names if ":" in n or "@" in n] or names for c, names in out.items()}
 
 
 def _iter_source(path: str) -> tuple[Any, Iterator[tuple[Any, BinaryIO | None]]]:
@@ -610,8 +686,10 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
     root = str(meta.get("root_prefix") or "").strip("/")
     pre = f"{root}/" if root else ""
     active = meta.get("driver")
-    if isinstance(active, float):  # NaN from a case folder
+    if not isinstance(active, str):  # NaN/None from a case folder
         active = None
+    elif "," in active:  # several drivers present: the first is the daemon's
+        active = active.split(",")[0]
     layers = snap.tables["layers"]
     images = _images_of(snap)
     results: list[LayerResult] = []
@@ -628,8 +706,9 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
                           images=images.get(chain, []))
         results.append(res)
         rows[chain] = row
+        store = driver or (active or "").split(",")[0]
         if chain.startswith("sha256:"):
-            splits[f"{pre}image/{active}/layerdb/sha256/{chain[7:]}/tar-split.json.gz"] = chain
+            splits[f"{pre}image/{store}/layerdb/sha256/{chain[7:]}/tar-split.json.gz"] = chain
         else:  # pre-1.10 graph layer
             splits[f"{pre}graph/{chain}/tar-data.json.gz"] = chain
         if driver_dir and driver not in UNREADABLE:
@@ -647,7 +726,8 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
     info = source.info
     out = VerifyResults(evidence_path=os.path.abspath(evidence), evidence_sha256=info.sha256,
                         driver=active, root_prefix=root, crc_backend=tarsplit.CRC64_BACKEND,
-                        xattrs_captured=state.xattrs, layers=results)
+                        xattrs_captured=state.xattrs,
+                        overlay_xattrs_captured=state.overlay_xattrs, layers=results)
     recorded = meta.get("evidence_sha256")
     if recorded and info.sha256 and recorded != info.sha256:
         out.notes.append(f"the evidence now hashes to {info.sha256}, not to {recorded} as when "
@@ -656,12 +736,14 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
         out.notes.append("the evidence is incomplete (truncated or corrupt); missing files may "
                          "be reported as removed")
     if not state.xattrs:
-        out.notes.append("the archive kept no xattrs: opaque folders and file capabilities "
-                         "were not compared")
+        out.notes.append("no member of the archive carries xattrs (not captured, or none "
+                         "exist): file capabilities were not compared")
+    if not state.overlay_xattrs and any(lr.driver == "overlay2" for lr in results):
+        out.notes.append("no trusted.* xattrs in the archive (not captured, e.g. no --xattrs "
+                         "or not root): opaque markers (.wh..wh..opq) could not be checked")
     if state.overflow:
         out.notes.append(f"layer content exceeded the {buffer_limit >> 20} MiB buffer; some "
                          "layer tars were not rebuilt")
-    shift = _remap_shift(root)
     parsed: dict[str, list[tarsplit.FileEntry] | str] = {}
 
     def entries_of(chain: str) -> list[tarsplit.FileEntry] | str:
@@ -703,8 +785,9 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
         trees[chain] = _apply(lower, own, wh, opq)
         return trees[chain]
 
+    prepared: list[tuple[LayerResult, dict[str, _Expect], dict[str, _Disk], list[str],
+                         list[str], bool, str]] = []
     for res in results:
-        row = rows[res.chain_id]
         driver = res.driver
         if driver in UNREADABLE:
             res.status, res.reason = "unverifiable", UNREADABLE[driver]
@@ -737,15 +820,44 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
         for name in unsafe:
             res.notes.append(f"entry {name!r} is absolute or climbs out with '..'; not "
                              "compared (the daemon refuses such names)")
-        _compare(res, tree, disk, driver=driver, whiteouts=wh, opaque=opq, full=full,
-                 xattrs=state.xattrs, shift=shift)
+        prepared.append((res, tree, disk, wh, opq, full, folder))
+    norm = _Normalise.learn((exp.header, disk[k]) for _r, tree, disk, *_rest in prepared
+                            for k, exp in tree.items() if k in disk)
+    out.notes.extend(norm.describe())
+    order = {k: i for i, k in enumerate(KINDS)}
+    for res, tree, disk, wh, opq, full, folder in prepared:
+        _compare(res, tree, disk, driver=res.driver or "", whiteouts=wh, opaque=opq, full=full,
+                 xattrs=state.xattrs, overlay_xattrs=state.overlay_xattrs, norm=norm)
         _reassemble(res, state.split_bytes[res.chain_id], folder, disk, state.buffer,
-                    evidence if random_access else None)
-        order = {k: i for i, k in enumerate(KINDS)}
+                    evidence if random_access else None, buffer_limit)
         res.problems.sort(key=lambda p: (p.path, order.get(p.kind, 99)))
         res.status = "tampered" if res.problems else "ok"
     return out
 
 
+def render_text(results: VerifyResults, verbose_ok: bool = True) -> str:
+    """``sha256sum -c``-like lines: one per layer, problems indented, then a summary."""
+    lines = []
+    for lr in results.layers:
+        names = f" ({', '.join(lr.images[:3])}{', …' if len(lr.images) > 3 else ''})" \
+            if lr.images else ""
+        head = f"{lr.chain_id[:19]}{names}"
+        if lr.status == "ok":
+            if verbose_ok:
+                lines.append(f"{head}: OK")
+        elif lr.status == "unverifiable":
+            lines.append(f"{head}: UNVERIFIABLE ({lr.reason})")
+        else:
+            lines.append(f"{head}: TAMPERED ({len(lr.problems)} problem"
+                         f"{'s' if len(lr.problems) != 1 else ''}, layer folder "
+                         f"{lr.content_path})")
+            for p in lr.problems:
+                lines.append(f"    {p.kind:<9} {p.path or '(layer tar)'}  {p.detail}")
+    c = results.counts()
+    lines.append(f"{c['ok']} ok, {c['tampered']} tampered, {c['unverifiable']} unverifiable "
+                 f"(of {len(results.layers)} image layers)")
+    return "\n".join(lines) + "\n"
+
+
 __all__ = ["BUFFER_LIMIT", "KINDS", "LayerResult", "Problem", "VerifyResults", "evidence_of",
-           "verify"]
+           "render_text", "verify"]

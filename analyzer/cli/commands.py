@@ -235,12 +235,74 @@ def cmd_timeline(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) 
     return 0
 
 
+def cmd_diff(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """``docker diff`` lines, or with --json the changes document (``null`` when none)."""
+    from analyzer.analyses.changes import container_changes, docker_diff_text
+
+    changes = container_changes(snap, args.container)
+    if args.json:
+        _emit_json(out, changes or None)
+    else:
+        out.write(docker_diff_text(changes))
+    return 0
+
+
+def cmd_files(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """The merged filesystem of a container or image (or one path of it)."""
+    from analyzer.analyses.fsview import files_listing
+
+    out.write(files_listing(snap, args.ref, args.path, as_json=args.json))
+    return 0
+
+
+def cmd_cat(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """One file's bytes, straight from the evidence, to stdout or a new 0600 file."""
+    from analyzer.analyses.fsview import cat_file
+
+    if args.out:
+        try:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            raise UsageError(f"cannot create {args.out}: {exc.strerror or exc} "
+                             "(an existing file is never overwritten)") from exc
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as sink:
+            problem = cat_file(snap, args.ref, args.path, sink)
+    else:
+        out.flush()
+        sink = getattr(out, "buffer", None) or _BytesTo(out)
+        problem = cat_file(snap, args.ref, args.path, sink)
+        sink.flush()
+    if problem:
+        err.write(f"analyzer: warning: {problem}\n")
+        return 1
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
+    """Check image layers against their tar-split; 1 when any was tampered."""
+    from analyzer.analyses.verify import render_text, verify
+
+    results = verify(args.snapshot, snap)
+    if args.json:
+        out.write(json.dumps(results.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(render_text(results))
+    if not args.quiet:
+        for note in results.notes:
+            err.write(f"analyzer: note: {note}\n")
+    return results.exit_status
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Any, TextIO, TextIO], int]] = {
     "images": cmd_images, "ps": cmd_ps, "inspect": cmd_inspect, "history": cmd_history,
     "logs": cmd_logs, "df": cmd_df, "volumes": cmd_volumes, "networks": cmd_networks, "info": cmd_info,
     "ingest": cmd_ingest, "export": cmd_export, "report": cmd_report,
     "findings": cmd_findings, "timeline": cmd_timeline,
+    "diff": cmd_diff, "files": cmd_files, "cat": cmd_cat,
 }
+COMMANDS["verify"] = cmd_verify
 
 
 def run(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:

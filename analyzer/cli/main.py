@@ -32,6 +32,9 @@ examples:
   python -m analyzer export   evidence.tar.zst --out ./tables --format csv
   python -m analyzer info     ./case-42
   python -m analyzer report   evidence.tar.zst -o report.html
+  python -m analyzer diff     evidence.tar.zst intruder
+  python -m analyzer files    evidence.tar.zst intruder /tmp
+  python -m analyzer cat      evidence.tar.zst intruder /etc/passwd
 
 SNAPSHOT is a tar (plain, gzip, zstd, xz or bzip2; detected by content), a
 directory holding a data-root, or a case folder written by `ingest`. The
@@ -143,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--logs", action="store_true", help="add one event per container log line")
     p.add_argument("--all-layers", action="store_true", help="add file times of image layers")
+    p = add("diff", "a container's filesystem changes (like `docker diff`; --json = "
+                    "GET /containers/{id}/changes)")
+    p.add_argument("container", metavar="CONTAINER")
+    _json_flag(p)
+    p = add("files", "list the merged filesystem of a container or image, with the layer "
+                     "each entry comes from")
+    p.add_argument("ref", metavar="CONTAINER|IMAGE")
+    p.add_argument("path", nargs="?", default="/", metavar="PATH",
+                   help="list only this path (a directory: everything under it)")
+    p.add_argument("--json", action="store_true", help="JSON records instead of a table")
+    p = add("cat", "write one file of a container or image to stdout, from the evidence "
+                   "(never executed)")
+    p.add_argument("ref", metavar="CONTAINER|IMAGE")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--out", metavar="FILE", help="write to a new file (mode 0600) instead")
+    p = add("verify", "check every image layer against its tar-split (file CRC-64s, added and "
+                      "removed files, header metadata, diff id); exit 1 when one was tampered")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
