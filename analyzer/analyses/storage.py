@@ -13,20 +13,10 @@ from typing import Any
 import pandas as pd
 
 from analyzer.formats.digest import chain_ids
+from analyzer.model.values import loads_json as _loads
 
 #: roles whose directories hold real stored content (not mount views)
 CONTENT_ROLES = ("image-layer", "container-rw", "container-init", "orphan")
-
-
-def _loads(text: Any) -> Any:
-    import json
-
-    if not isinstance(text, str):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _chains(snap: Any) -> dict[str, list[str]]:

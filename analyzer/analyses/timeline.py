@@ -40,6 +40,7 @@ import json
 from typing import Any
 
 import pandas as pd
+from analyzer.model.values import na as _na
 
 #: columns of :func:`timeline_events`, in output order
 EVENT_COLUMNS = ("datetime", "timestamp_desc", "message", "data_type", "container",
@@ -51,15 +52,6 @@ EVENT_COLUMNS = ("datetime", "timestamp_desc", "message", "data_type", "containe
 CREATED, MODIFIED, ACCESSED, CHANGED = ("Creation Time", "Content Modification Time",
                                         "Last Access Time", "Metadata Modification Time")
 STARTED, ENDED, UPDATED, WRITTEN = "Start Time", "End Time", "Last Update Time", "Written Time"
-
-
-def _na(v: Any) -> Any:
-    try:
-        if v is None or pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        return v
-    return v
 
 
 def _loads(text: Any) -> dict[str, Any]:

@@ -344,7 +344,7 @@ def _own_tree(entries: list[tarsplit.FileEntry], chain: str, overlay_whiteouts: 
     opaque: list[str] = []
     unsafe: list[str] = []
     for e in entries:
-        inner = tarsplit.clean_name(e.name)
+        inner = tarsplit.clean_path(e.name)
         if inner is None or e.header is None:
             unsafe.append(e.name)
             continue
@@ -405,7 +405,7 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
         result.entries += 1
         got_kind = rec.kind
         if want_kind == HARDLINK:
-            target = tarsplit.clean_name(h.linkname)
+            target = tarsplit.clean_path(h.linkname)
             trec = disk.get(target) if target is not None else None
             if got_kind not in (FILE, HARDLINK):
                 problems.append(Problem(inner, "type", f"a hardlink in the layer tar, a "
@@ -529,7 +529,7 @@ def _reassemble(result: LayerResult, split: bytes, folder: str, disk: dict[str, 
         return
 
     def get(entry: tarsplit.FileEntry) -> bytes | BinaryIO | None:
-        inner = tarsplit.clean_name(entry.name)
+        inner = tarsplit.clean_path(entry.name)
         rec = disk.get(inner) if inner is not None else None
         if rec is None or rec.kind not in (FILE, HARDLINK) or rec.content is None:
             return b""  # missing on disk: the daemon would fail; the digest will differ

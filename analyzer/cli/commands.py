@@ -190,8 +190,13 @@ def cmd_report(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) ->
 
     if args.max_rows < 1 or args.max_dag_images < 1:
         raise UsageError("--max-rows and --max-dag-images must be at least 1")
+    verify_results = None
+    if getattr(args, "verify", False):
+        from analyzer.analyses.verify import verify
+
+        verify_results = verify(args.snapshot, snap)
     html = render_report(snap, context_for(snap, at=args.at), max_rows=args.max_rows,
-                         max_dag_images=args.max_dag_images)
+                         max_dag_images=args.max_dag_images, verify_results=verify_results)
     try:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(html)

@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dag-images", type=int, default=60, metavar="N",
                    help="images drawn in the layer DAG (default 60; the rest are counted)")
     p.add_argument("--at", metavar="TIME", help="reference time for 'Up 5 minutes' wording")
+    p.add_argument("--verify", action="store_true", help="also check image layers against "
+                   "their tar-split (as `verify` does; reads the evidence again)")
     p = add("ingest", "read the evidence once and write the case folder")
     p = add("export", "write every table to a folder as Parquet or CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")

@@ -54,6 +54,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from analyzer.errors import TarSplitFormatError
+from analyzer.formats.tarheader import (checksum_ok as _checksum_ok, clean_path, cstr as _cstr,
+                                         decode_name as _decode_name, num as _num,
+                                         parse_pax as _parse_pax, pax_int as _pax_int,
+                                         pax_time as _pax_time)
 
 # --- CRC-64/GO-ISO -------------------------------------------------------------------
 
@@ -131,92 +135,6 @@ def crc64(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
 def crc64_bytes(value: int) -> bytes:
     """The 8 big-endian bytes tar-split stores (base64) for a CRC value."""
     return value.to_bytes(8, "big")
-
-
-# --- tar header fields ---------------------------------------------------------------
-# Small copies of the field decoders of ``analyzer.sources.tarstream``: ``formats`` may
-# not import ``sources`` (tests/test_meta.py layering), and these are a few lines each.
-
-def _num(field_: bytes) -> int:
-    """A tar numeric field: octal text or GNU base-256 (``ValueError`` if neither)."""
-    if field_ and field_[0] & 0x80:
-        value = int.from_bytes(field_, "big") & ~(0x80 << (8 * (len(field_) - 1)))
-        if field_[0] & 0x40:
-            value -= 1 << (8 * len(field_) - 1)
-        return value
-    text = field_.split(b"\x00", 1)[0].strip()
-    return int(text, 8) if text else 0
-
-
-def _checksum_ok(block: bytes) -> bool:
-    try:
-        stored = _num(block[148:156])
-    except ValueError:
-        return False
-    if stored == sum(block[:148]) + 256 + sum(block[156:]):
-        return True
-    return stored == sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 256
-
-
-def _cstr(field_: bytes) -> bytes:
-    return field_.split(b"\x00", 1)[0]
-
-
-def _decode_name(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _pax_int(value: bytes) -> int:
-    text = value.strip()
-    if not text.isdigit():
-        raise ValueError(f"not a decimal number: {text[:40]!r}")
-    return int(text)
-
-
-def _pax_time(value: bytes) -> int:
-    """pax time ``[-]seconds[.fraction]`` → ns."""
-    text = value.decode("ascii", "replace").strip()
-    neg = text.startswith("-")
-    sec, _, frac = text[neg:].partition(".")
-    if not sec.isdigit() or (frac and not frac.isdigit()):
-        raise ValueError(f"not a pax time: {text[:40]!r}")
-    ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-    return -ns if neg else ns
-
-
-def _parse_pax(data: bytes) -> dict[str, bytes]:
-    """pax extended header records (``"%d %s=%s\\n"``); values stay bytes."""
-    out: dict[str, bytes] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
-            break
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            break
-        if length <= 0 or pos + length > len(data):
-            break
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
-        out[key.decode("utf-8", "replace")] = value
-        pos += length
-    return out
-
-
-def clean_name(raw: str) -> str | None:
-    """A tar entry name as a relative path (``./a//b/`` → ``a/b``, root → ``""``);
-    ``None`` when absolute or climbing out with ``..``."""
-    if raw.startswith("/"):
-        return None
-    parts: list[str] = []
-    for part in raw.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            return None
-        parts.append(part)
-    return "/".join(parts)
 
 
 # --- items ---------------------------------------------------------------------------
@@ -412,7 +330,7 @@ def _header(block: bytes, records: dict[str, bytes]) -> TarHeader:
 
 def _dedup_key(raw: bytes) -> bytes:
     text = raw.decode("utf-8", "surrogateescape")
-    cleaned = clean_name(text)
+    cleaned = clean_path(text)
     return (cleaned if cleaned is not None else text).encode("utf-8", "surrogateescape")
 
 
@@ -509,5 +427,5 @@ def assemble(items: Iterable[Segment | FileEntry],
 
 
 __all__ = ["CRC64_BACKEND", "CRC64_TABLE", "CRC64_VECTORS", "FileEntry", "Segment", "TarHeader",
-           "assemble", "clean_name", "crc64", "crc64_bytes", "crc64_table", "iter_entries",
+           "assemble", "clean_path", "crc64", "crc64_bytes", "crc64_table", "iter_entries",
            "iter_items", "iter_records"]

@@ -40,20 +40,12 @@ from typing import Any, TextIO
 import pandas as pd
 
 from analyzer.analyses.timeline import EVENT_COLUMNS, file_entries, timeline_events
+from analyzer.model.values import na as _na
 
 FORMATS = ("timesketch", "bodyfile", "csv")
 _KIND_BITS = {"file": stat.S_IFREG, "hardlink": stat.S_IFREG, "dir": stat.S_IFDIR,
               "symlink": stat.S_IFLNK, "char": stat.S_IFCHR, "block": stat.S_IFBLK,
               "fifo": stat.S_IFIFO}
-
-
-def _na(v: Any) -> Any:
-    try:
-        if v is None or pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        return v
-    return v
 
 
 def iso(ts: pd.Timestamp) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Protocol
 
+from analyzer.formats.tarheader import clean_path  # noqa: F401 - re-exported
 from analyzer.issues import IssueLog
 from analyzer.sources.member import Member
 
@@ -40,23 +41,6 @@ class Source(Protocol):
 
     def __iter__(self) -> Iterator[tuple[Member, BinaryIO | None]]:
         ...
-
-
-def clean_path(raw: str) -> str | None:
-    """Normalise a member path; ``None`` if it is absolute or escapes with ``..``.
-
-    ``./a//b/`` becomes ``a/b``; an empty result (the archive root) becomes ``""``.
-    """
-    if raw.startswith("/"):
-        return None
-    parts: list[str] = []
-    for part in raw.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            return None
-        parts.append(part)
-    return "/".join(parts)
 
 
 def link_escapes(path: str, target: str) -> bool:

@@ -40,6 +40,10 @@ import urllib.parse
 from typing import BinaryIO, Iterator
 
 from analyzer.errors import NotASnapshot
+from analyzer.formats.tarheader import (checksum_ok as _checksum_ok, cstr as _cstr,
+                                         decode_name as _decode_name, num as _num,
+                                         parse_pax as _parse_pax, pax_int as _pax_int,
+                                         pax_time as _pax_time)
 from analyzer.sources.base import EvidenceInfo, Progress, clean_path
 from analyzer.sources.compression import decompression_errors, open_decompressed, sniff
 from analyzer.sources.member import (BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, OTHER,
@@ -233,74 +237,6 @@ class SparsePayload(Payload):
         return b"".join(out)
 
 
-def _num(field: bytes) -> int:
-    """Decode a tar numeric field (octal text or GNU base-256)."""
-    if field and field[0] & 0x80:
-        value = int.from_bytes(field, "big") & ~(0x80 << (8 * (len(field) - 1)))
-        if field[0] & 0x40:  # negative base-256
-            value -= 1 << (8 * len(field) - 1)
-        return value
-    text = field.split(b"\x00", 1)[0].strip()
-    return int(text, 8) if text else 0
-
-
-def _checksum_ok(block: bytes) -> bool:
-    try:
-        stored = _num(block[148:156])
-    except ValueError:
-        return False
-    unsigned = sum(block[:148]) + 256 + sum(block[156:])
-    if stored == unsigned:
-        return True
-    signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 256
-    return stored == signed
-
-
-def _cstr(field: bytes) -> bytes:
-    return field.split(b"\x00", 1)[0]
-
-
-def _decode_name(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _pax_time(value: bytes) -> int:
-    """pax time ``[-]seconds[.fraction]`` → ns; ``ValueError`` if malformed."""
-    text = value.decode("ascii", "replace").strip()
-    neg = text.startswith("-")
-    sec, _, frac = text[neg:].partition(".")
-    if not sec.isdigit() or (frac and not frac.isdigit()):
-        raise ValueError(f"not a pax time: {text[:40]!r}")
-    ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-    return -ns if neg else ns
-
-
-def _parse_pax(data: bytes) -> dict[str, bytes]:
-    """Parse pax extended header records (``"%d %s=%s\\n"``); values stay bytes."""
-    out: dict[str, bytes] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
-            break
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            break
-        if length <= 0 or pos + length > len(data):
-            break
-        record = data[space + 1:pos + length - 1]  # without the trailing newline
-        key, _, value = record.partition(b"=")
-        name = key.decode("utf-8", "replace")
-        if name in ("GNU.sparse.offset", "GNU.sparse.numbytes"):  # sparse 0.0: repeated
-            old = out.get("GNU.sparse.map")
-            out["GNU.sparse.map"] = value if old is None else old + b"," + value
-        else:
-            out[name] = value
-        pos += length
-    return out
-
-
 _ZERO_BLOCK = bytes(BLOCKSIZE)
 #: pax records that mark a GNU sparse member
 _SPARSE_KEYS = ("GNU.sparse.major", "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.realsize")
@@ -308,14 +244,6 @@ _SPARSE_KEYS = ("GNU.sparse.major", "GNU.sparse.map", "GNU.sparse.size", "GNU.sp
 
 def _padded(size: int) -> int:
     return (size + BLOCKSIZE - 1) // BLOCKSIZE * BLOCKSIZE
-
-
-def _pax_int(value: bytes) -> int:
-    """A non-negative decimal pax value; ``ValueError`` otherwise."""
-    text = value.strip()
-    if not text.isdigit():
-        raise ValueError(f"not a decimal number: {text[:40]!r}")
-    return int(text)
 
 
 def _header_problem(block: bytes) -> str | None:

@@ -36,7 +36,7 @@ from tests.conftest import SAMPLE_NAMES, sample_path, sample_snapshot
 
 CHROMIUM = "/usr/bin/chromium"
 MAX_BYTES = 3_000_000
-SECTIONS = ("summary", "storage", "dag", "dedup", "waste", "images", "containers", "volumes",
+SECTIONS = ("summary", "triage", "storage", "dag", "dedup", "waste", "images", "containers", "volumes",
             "networks", "orphans")
 
 _reports: dict[str, str] = {}
@@ -131,6 +131,11 @@ def test_report_structure_and_numbers(name: str) -> None:
     p = parse(html)
     for section in SECTIONS:
         assert section in p.ids, f"section {section} missing"
+    # the sections (and the nav links) come in this order: triage first after the summary
+    starts = [html.index(f'<section class="card" id="{sec}">') for sec in SECTIONS]
+    assert starts == sorted(starts)
+    links = [html.index(f'<a href="#{sec}">') for sec in SECTIONS]
+    assert links == sorted(links)
     assert html.count("<svg ") == 4 and 'class="chart"' in html
     # provenance at the top and the bottom
     sha = snap.meta["evidence_sha256"]
@@ -186,7 +191,106 @@ def test_report_structure_and_numbers(name: str) -> None:
         len(og["orphan_dirs"]), int(og["orphan_dirs"]["content_bytes"].fillna(0).sum()))
     assert totals["container logs"][1] == int(og["logs"]["log_bytes"].sum())
     assert totals["dangling images"][0] == len(og["dangling_images"])
-    assert_no_external_reference(html)
+    # URLs appear only as text of the evidence the findings quote (a wget line in a log)
+    assert_no_external_reference(html, evidence_text=_findings_text(snap))
+
+
+# -- triage ---------------------------------------------------------------------------------
+#: containers of the overlay2 sample with nothing suspicious (tests/analyses/test_triage.py)
+BENIGN = ("web-1", "exited-0", "exited-1", "created-only", "net-user", "vol-user", "paused",
+          "local-log", "web-gz")
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def _triage_rows(p: _Tables) -> list[dict[str, str]]:
+    keys = ("severity", "rule", "title", "attack", "object", "evidence", "explanation")
+    return [dict(zip(keys, (c[0] for c in row))) for row in p.tables["t-triage"]]
+
+
+def _findings_text(snap: Any) -> str:
+    from analyzer.analyses.triage import findings_json, run_rules
+
+    return findings_json(run_rules(snap))
+
+
+def test_report_triage_section() -> None:
+    from analyzer.analyses.triage import run_rules
+
+    snap = sample_snapshot("overlay2")
+    html = report_of("overlay2")
+    p = parse(html)
+    rows = _triage_rows(p)
+    found = run_rules(snap)
+    assert len(rows) == len(found) > 0
+    # severity first: critical on top, never rising further down (the sort keys say the same)
+    ranks = [SEVERITY_RANK[r["severity"]] for r in rows]
+    assert ranks == sorted(ranks, reverse=True)
+    assert [int(row[0][1]) for row in p.tables["t-triage"]] == ranks
+    # the intruder's dropped miner: rule, severity, ATT&CK ids, object, evidence path
+    miner = [r for r in rows if r["rule"] == "DRA-RW-001" and "intruder" in r["object"]]
+    assert len(miner) == 1, rows
+    m = miner[0]
+    assert m["severity"] == "critical" and m["title"] == "Executable dropped in container"
+    assert m["attack"] == "T1105, T1059"
+    assert m["object"].startswith("container intruder (") and len(m["object"]) == 33
+    assert "path: /tmp/.x/miner" in m["evidence"].splitlines()
+    assert "/tmp/.x/miner" in m["explanation"]
+    assert any(r["rule"] == "DRA-RW-012" and "intruder" in r["object"]
+               and "path: /tmp/.x/miner" in r["evidence"] for r in rows)
+    # the privileged container
+    priv = [r for r in rows if r["rule"] == "DRA-RT-001" and r["object"].startswith("container priv ")]
+    assert len(priv) == 1
+    assert priv[0]["severity"] == "high" and "T1611" in priv[0]["attack"]
+    ev = priv[0]["evidence"].splitlines()
+    assert "field: HostConfig.Privileged" in ev and "value: True" in ev
+    # benign containers: nothing at high or critical
+    for name in BENIGN:
+        bad = [(r["rule"], r["severity"]) for r in rows
+               if r["object"].startswith(f"container {name} (")
+               and SEVERITY_RANK[r["severity"]] >= SEVERITY_RANK["high"]]
+        assert bad == [], name
+    # counts per severity, critical → info, in the section and the summary badge
+    counts = {s: sum(1 for f in found if f.severity == s) for s in SEVERITY_RANK}
+    section = html[html.index('id="triage"'):html.index('id="storage"')]
+    got = re.findall(r'<div class="kpi sev-(\w+)"><b>(\d+)</b>', section)
+    assert got == [(s, str(counts[s])) for s in ("critical", "high", "medium", "low", "info")]
+    badge = html[html.index('id="triage-badge"'):]
+    badge = badge[:badge.index("</p>")]
+    assert '<span class="badge sev-critical">critical</span>' in badge
+    assert f"{len(found)} finding(s)" in badge and f"{counts['high']} high" in badge
+    # layer integrity: not run by the report itself
+    assert "Layer integrity not checked; run <code>verify</code>" in html
+    assert "integrity-not-checked" in p.ids and "t-integrity" not in p.tables
+
+
+def test_report_with_layer_integrity(tmp_path: Path) -> None:
+    import io
+
+    from analyzer.analyses.verify import verify
+
+    tampered = sample_path("overlay2-tampered")
+    snap = sample_snapshot("overlay2-tampered")
+    results = verify(tampered, snap)
+    html = render_report(snap, context_for(snap), verify_results=results)
+    p = parse(html)
+    assert "integrity-not-checked" not in p.ids and "Layer integrity not checked" not in html
+    rows = p.tables["t-integrity"]
+    expected = json.loads((Path(tampered).parent / "tampered.json").read_text())["edits"]
+    got = sorted((r[3][0], r[4][0]) for r in rows)
+    assert got == sorted((e["kind"], e["path"]) for e in expected)
+    assert all(r[0][0] == "tampered" for r in rows)
+    c = results.counts()
+    assert f"{c['tampered']} tampered" in html and c["tampered"] == 4
+    assert '<span class="badge sev-critical">tampered</span>' in html
+    assert_no_external_reference(html, evidence_text=_findings_text(snap))
+    # the CLI: report --verify
+    target = tmp_path / "r.html"
+    err = io.StringIO()
+    assert main(["report", tampered, "--verify", "-o", str(target)], io.StringIO(), err) == 0, \
+        err.getvalue()
+    page = target.read_text(encoding="utf-8")
+    assert 'id="t-integrity"' in page and "app/www/.backdoor.sh" in page
+    assert '"verify": true' in unescape(page)
 
 
 def test_report_is_deterministic() -> None:
@@ -319,7 +423,7 @@ def synthetic_snapshot(n_images: int = 250, n_containers: int = 100) -> Snapshot
         containers.append({"container_id": cid, "name": name, "image_ref": "x",
                            "image_id": img["image_id"], "created_at": created,
                            "status": "running" if running else "exited", "running": running,
-                           "privileged": j == 4, "network_mode": "host" if j == 5 else "default",
+                           "privileged": j in (2, 4), "network_mode": "host" if j == 5 else "default",
                            "driver": "overlay2", "mount_id": "rw" + cid[:30],
                            "size_rw_bytes": 100 * j, "config_json": json.dumps(cfg),
                            "hostconfig_json": json.dumps({"NetworkMode": "default"})})
@@ -388,5 +492,11 @@ def test_report_scales_to_hundreds_of_images() -> None:
     # everything from the evidence is escaped
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # ... findings too (the privileged container with a hostile name), capped like other tables
+    triage = [r for r in _triage_rows(p) if r["rule"] == "DRA-RT-001"]
+    assert {r["object"].split(" (")[0] for r in triage} == {
+        "container svc-4", 'container <img src=x onerror="alert(1)">'}
+    assert "container &lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert len(p.tables["t-triage"]) <= 200
     assert html.count("<script>") == 1 and "<b>not</b>" not in html
     assert_no_external_reference(html, evidence_text="https://evil.example/vol")

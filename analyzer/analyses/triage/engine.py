@@ -30,6 +30,8 @@ from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
+from analyzer.model.values import loads_json as loads  # noqa: F401 - used by rule modules
+from analyzer.model.values import na  # noqa: F401 - used by rule modules
 
 #: severities, lowest first
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
@@ -144,30 +146,11 @@ def rule(rule_id: str, title: str, severity: str, attack: Iterable[str], family:
 
 # -- helpers shared by rule modules ------------------------------------------------------
 
-def loads(text: Any) -> Any:
-    """JSON text → value; ``None`` for NA or malformed text."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
 
 def redact(value: str) -> str:
     """A secret value as ``sha256:<first 12 hex> (N chars)``: provable, never revealed."""
     return f"sha256:{hashlib.sha256(value.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}" \
            f" ({len(value)} chars)"
-
-
-def na(value: Any) -> Any:
-    """``None`` for pandas NA/NaT/NaN, the value otherwise."""
-    try:
-        if value is None or pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        return value
-    return value
 
 
 @dataclass

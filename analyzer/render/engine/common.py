@@ -5,7 +5,6 @@ Reference: ``docs/engine-api.md`` §0, §3 (Config struct), §5 (HumanDuration).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ import pandas as pd
 from analyzer.errors import FormatError
 from analyzer.formats.timefmt import (GO_ZERO_TIME_NS, format_rfc3339nano,
                                       parse_rfc3339nano_tz)
+from analyzer.model.values import loads_json as loads  # noqa: F401 - shared by renderers
 from analyzer.render.gojson import sorted_map
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -108,16 +108,6 @@ def human_duration(ns: int) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(ns / 3.6e12) // 24 // 365} years"
-
-
-def loads(text: Any) -> Any:
-    """JSON text from a table cell (NA → None)."""
-    if text is None or (not isinstance(text, str) and pd.isna(text)):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _strlist(value: Any) -> Any:

@@ -5,7 +5,10 @@ plain HTML tables (readable with JavaScript off; a few lines of inline script ad
 sorting and filtering) and no URL at all: a Content-Security-Policy forbids any
 fetch, and everything taken from the evidence is escaped by jinja2's autoescape.
 
-Sections: summary (provenance, layout, counts, issues), storage (the
+Sections: summary (provenance, layout, counts, issues, a triage badge), triage
+(the findings of :mod:`analyzer.analyses.triage`, severity first, and the layer
+integrity verdicts of :mod:`analyzer.analyses.verify` when the caller passes them:
+that check streams the evidence again, so the report never runs it itself), storage (the
 ``docker system df`` numbers and where the bytes are), the image/layer DAG,
 duplicates, waste, images, containers, volumes, networks, orphans and growth.
 Long tables are cut at ``max_rows`` rows ("N more not shown") and the DAG draws
@@ -400,15 +403,123 @@ def _orphans(snap: Any, og: dict[str, pd.DataFrame], max_rows: int) -> dict[str,
     return {"tables": tables, "totals": totals}
 
 
+# -- triage -------------------------------------------------------------------------
+#: severities, most severe first (the triage section's order)
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+#: evidence keys shown first (where the finding is)
+_EVIDENCE_FIRST = ("path", "paths", "volume_path", "member", "file", "field", "value", "matched")
+#: characters of one evidence value shown (the CLI's --json has everything)
+EVIDENCE_VALUE_CHARS = 200
+#: evidence lines shown per finding
+EVIDENCE_LINES = 10
+
+
+def _evidence_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)) and all(not isinstance(x, (dict, list, tuple)) for x in v):
+        text = ", ".join("" if x is None else str(x) for x in v)
+    elif isinstance(v, (dict, list, tuple)):
+        text = json.dumps(v, sort_keys=True, ensure_ascii=False, default=str)
+    else:
+        text = "" if v is None else str(v)
+    text = " ".join(text.split())  # one line per key (newlines in log lines, commands)
+    if len(text) > EVIDENCE_VALUE_CHARS:
+        text = text[:EVIDENCE_VALUE_CHARS - 1] + "…"
+    return text
+
+
+def evidence_lines(ev: dict[str, Any]) -> list[str]:
+    """A finding's evidence as ``key: value`` lines, where-keys first, values shortened."""
+    keys = [k for k in _EVIDENCE_FIRST if k in ev] + [k for k in ev if k not in _EVIDENCE_FIRST]
+    lines = [f"{k}: {_evidence_value(ev[k])}" for k in keys]
+    if len(lines) > EVIDENCE_LINES:
+        lines = lines[:EVIDENCE_LINES] + [f"(+{len(lines) - EVIDENCE_LINES} more fields)"]
+    return lines
+
+
+def _object_cell(obj: dict[str, Any]) -> Cell:
+    kind = str(obj.get("type") or "")
+    name = "" if _na(obj.get("name")) else str(obj.get("name") or "")
+    ident = "" if _na(obj.get("id")) else str(obj.get("id") or "")
+    short = ident.split(":", 1)[-1][:12]
+    text = f"{kind} {name}" if name else f"{kind} {short}"
+    if name and short and short != name:
+        text += f" ({short})"
+    return Cell(text, f"{kind} {name} {ident}", ident or None, "")
+
+
+def _findings_table(found: list[Any], max_rows: int) -> Table:
+    from analyzer.analyses.triage.engine import severity_rank
+
+    rows = []
+    for f in found:
+        rows.append([
+            Cell(f.severity, severity_rank(f.severity), None, f"sev sev-{f.severity}"),
+            text_cell(f.rule, "mono nowrap"), text_cell(f.title),
+            text_cell(", ".join(f.attack), "mono"), _object_cell(f.object),
+            Cell("\n".join(evidence_lines(f.evidence)), "", None, "mono paths evidence"),
+            Cell(f.explanation, "", None, "expl")])
+    return _table("t-triage", [("severity", ""), ("rule", "mono"), ("title", ""),
+                               ("ATT&CK", "mono"), ("object", ""), ("evidence", "mono"),
+                               ("explanation", "")], rows, len(rows), max_rows,
+                  "no finding: no rule of the catalogue matched")
+
+
+def _integrity(results: Any, max_rows: int) -> dict[str, Any] | None:
+    """The layer-integrity block: counts per verdict and one row per problem."""
+    if results is None:
+        return None
+    rows = []
+    for lr in results.layers:
+        if lr.status == "ok":
+            continue
+        images = ", ".join(lr.images[:3]) + (", …" if len(lr.images) > 3 else "")
+        if lr.status == "unverifiable":
+            rows.append([Cell("unverifiable", 1, None, "sev sev-low"), id_cell(lr.chain_id),
+                         text_cell(images), text_cell(""), text_cell("", "mono paths"),
+                         text_cell(lr.reason), text_cell(lr.content_path, "mono paths")])
+            continue
+        for p in lr.problems:
+            rows.append([Cell("tampered", 0, None, "sev sev-critical"), id_cell(lr.chain_id),
+                         text_cell(images), text_cell(p.kind, "mono"),
+                         text_cell(p.path or "(layer tar)", "mono paths"), text_cell(p.detail),
+                         text_cell(lr.content_path, "mono paths")])
+    table = _table("t-integrity", [("verdict", ""), ("layer", "mono"), ("images", ""),
+                                   ("problem", "mono"), ("path in layer", "mono"),
+                                   ("detail", ""), ("layer folder", "mono")],
+                   rows, len(rows), max_rows, "every verifiable image layer matches its tar-split")
+    return {"counts": results.counts(), "layers": len(results.layers),
+            "tampered": len(results.tampered), "table": table, "notes": list(results.notes)}
+
+
+def _triage(snap: Any, max_rows: int, verify_results: Any = None) -> dict[str, Any]:
+    from analyzer.analyses.triage import run_rules
+
+    errors: list[str] = []
+    found = run_rules(snap, errors=errors)
+    counts = Counter(f.severity for f in found)
+    top = next((s for s in SEVERITY_ORDER if counts.get(s)), None)
+    return {"total": len(found), "top": top,
+            "counts": [(s, counts.get(s, 0)) for s in SEVERITY_ORDER],
+            "table": _findings_table(found, max_rows), "errors": errors,
+            "integrity": _integrity(verify_results, max_rows)}
+
+
 # -- the model and the page -------------------------------------------------------------------
 def report_model(snap: Any, ctx: Context, max_rows: int = MAX_ROWS,
-                 max_dag_images: int = MAX_DAG_IMAGES) -> dict[str, Any]:
-    """Everything the report shows, as plain data (tables are :class:`Table`)."""
+                 max_dag_images: int = MAX_DAG_IMAGES,
+                 verify_results: Any = None) -> dict[str, Any]:
+    """Everything the report shows, as plain data (tables are :class:`Table`).
+
+    ``verify_results`` (a :class:`~analyzer.analyses.verify.VerifyResults` of the same
+    evidence, e.g. from ``report --verify``) adds the layer-integrity verdicts to the
+    triage section; without it the page says the check was not run.
+    """
     from analyzer import __version__
 
     parameters = {"max_rows": max_rows, "max_dag_images": max_dag_images,
                   "host_root": ctx.root,
-                  "reference_time": pd.Timestamp(ctx.now_ns, unit="ns", tz="UTC").isoformat()}
+                  "reference_time": pd.Timestamp(ctx.now_ns, unit="ns", tz="UTC").isoformat(),
+                  "verify": verify_results is not None}
     doc = system_df(snap, ctx)
     usage = storage.image_usage(snap)
     lu = storage.layer_usage(snap)
@@ -429,6 +540,7 @@ def report_model(snap: Any, ctx: Context, max_rows: int = MAX_ROWS,
                        "sha256": snap.meta.get("evidence_sha256"),
                        "parameters": json.dumps(parameters, sort_keys=True)},
         "issues": _issues_table(snap, max_rows),
+        "triage": _triage(snap, max_rows, verify_results),
         "df": df_summary(doc), "df_text": system_df_table(doc),
         "breakdown": breakdown.to_dict("records"),
         "breakdown_total": int(breakdown["bytes"].sum()),
@@ -463,9 +575,11 @@ def _environment() -> jinja2.Environment:
 
 
 def render_report(snap: Any, ctx: Context, max_rows: int = MAX_ROWS,
-                  max_dag_images: int = MAX_DAG_IMAGES) -> str:
-    """The report of a snapshot as one self-contained HTML document."""
-    model = report_model(snap, ctx, max_rows=max_rows, max_dag_images=max_dag_images)
+                  max_dag_images: int = MAX_DAG_IMAGES, verify_results: Any = None) -> str:
+    """The report of a snapshot as one self-contained HTML document (``verify_results``:
+    see :func:`report_model`)."""
+    model = report_model(snap, ctx, max_rows=max_rows, max_dag_images=max_dag_images,
+                         verify_results=verify_results)
     for key in ("storage_svg", "dag_svg", "dedup_svg", "waste_svg"):
         model[key] = Markup(model[key])  # matplotlib escaped its text
     return _environment().get_template(TEMPLATE).render(**model)
