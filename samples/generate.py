@@ -181,9 +181,10 @@ class Generator:
         if mode is None:
             mode = {"dir": 0o755, "file": 0o644, "symlink": 0o777, "whiteout": 0,
                     "block": 0o600}[kind]
-        if kind == "dir" and not path.endswith("/"):
-            path += "/"
-        ti = self._info(f"{PREFIX}/{path}" if path else PREFIX + "/", kind, mode,
+        full = f"{PREFIX}/{path}" if path else PREFIX
+        if kind == "dir":
+            full += "/"
+        ti = self._info(full, kind, mode,
                         int(mtime if mtime is not None else self.t), len(data), target, xattrs)
         assert self.tar is not None
         self.tar.addfile(ti, io.BytesIO(data) if kind == "file" else None)
@@ -211,20 +212,36 @@ class Generator:
         """About ``n`` entries: dirs, files, symlinks; deletions of lower files."""
         r = self.rng
         out: list[Entry] = []
+        have: set[str] = set()
+
+        def ensure(path: str) -> int:  # parent dirs come first, like a walk of the diff dir
+            added = 0
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in have:
+                    have.add(d)
+                    out.append(Entry(d, "dir"))
+                    added += 1
+            return added
+
+        made = ensure(top + "/x")
         dirs = [top]
-        out.append(Entry(top, "dir"))
-        made = 1
         if lower_dirs and r.random() < 0.5:  # an opaque replacement of a lower dir
             d = r.choice(lower_dirs)
-            if d.count("/") >= 1:
+            if d.count("/") >= 1 and d not in have:
+                made += ensure(d)
+                have.add(d)
                 out.append(Entry(d, "dir", opaque=True))
                 for k in range(min(3, n)):
                     out.append(Entry(f"{d}/replaced-{k}.conf", "file", self.file_size(),
                                      offset=r.randrange(POOL - 4096)))
                 made += 4
+        opaque = [e.path + "/" for e in out if e.opaque]
         deletions = min(len(lower_files), max(0, n // 50))
         for p in r.sample(lower_files, deletions) if deletions else []:
-            if not any(p.startswith(e.path + "/") for e in out if e.opaque):
+            if not any(p.startswith(o) for o in opaque) and p not in have:
+                made += ensure(p)
                 out.append(Entry(p, "whiteout", mode=0))
                 made += 1
         seq = 0
@@ -235,6 +252,7 @@ class Generator:
                     d = f"{parent}/d{seq}"
                     seq += 1
                     dirs.append(d)
+                    have.add(d)
                     out.append(Entry(d, "dir"))
                     made += 1
                     continue
@@ -324,6 +342,9 @@ class Generator:
         r = self.rng
         self.plan()
         self.tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)  # type: ignore
+        for top in ("var/", "var/lib/"):
+            self.tar.addfile(self._info(top, "dir", 0o755, int(self.t)))
+            self.members += 1
         self.put("", "dir", mode=0o710)
         for d in ("image", "image/overlay2", "image/overlay2/imagedb",
                   "image/overlay2/imagedb/content", "image/overlay2/imagedb/content/sha256",
@@ -479,9 +500,6 @@ class Generator:
                                   False)
             if state != "created":
                 self.put(f"overlay2/{mount}/work/work", "dir", mode=0, mtime=mt)
-                lf, ld = [], []
-                for lay in img["chain"]:
-                    lf += [f"{lay.entries[0].path}" for _ in ()]  # entries dropped; none
                 rw = [Entry("tmp", "dir"), Entry("var", "dir"), Entry("var/log", "dir")]
                 for k in range(r.randint(3, 25)):
                     rw.append(Entry(f"var/log/app-{k}.log", "file", self.file_size(),
@@ -687,10 +705,8 @@ def main(argv: list[str] | None = None) -> int:
             sink = _Zstd(fh)
         else:
             sink = fh
-        buf = io.BufferedWriter(sink, 1 << 20) if sink is not fh else fh  # type: ignore
-        truth = Generator(a).run(buf)
+        truth = Generator(a).run(sink)
         if sink is not fh:
-            buf.flush()
             sink.close()
     os.replace(tmp, a.out)
     with open(a.out + ".truth.json", "w", encoding="utf-8") as fh:
