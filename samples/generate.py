@@ -188,6 +188,7 @@ class Generator:
                         int(mtime if mtime is not None else self.t), len(data), target, xattrs)
         assert self.tar is not None
         self.tar.addfile(ti, io.BytesIO(data) if kind == "file" else None)
+        self.tar.members.clear()  # TarFile keeps every TarInfo otherwise (GBs at 10^7)
         self.members += 1
 
     # -- model --------------------------------------------------------------------
@@ -669,9 +670,14 @@ class _Zstd:
         import zstandard
 
         self.w = zstandard.ZstdCompressor(level=3).stream_writer(fh, closefd=False)
+        self.n = 0
 
     def write(self, b: bytes) -> int:
+        self.n += len(b)
         return self.w.write(b)
+
+    def tell(self) -> int:
+        return self.n
 
     def close(self) -> None:
         self.w.close()

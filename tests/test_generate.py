@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from analyzer.pipeline import load
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("generate", ROOT / "samples" / "generate.py")
 generate = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+sys.modules["generate"] = generate
 _spec.loader.exec_module(generate)  # type: ignore[union-attr]
 
 ARGS = ["--members", "3000", "--images", "6", "--containers", "5", "--volumes", "2",

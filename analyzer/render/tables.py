@@ -219,8 +219,13 @@ def _pct(part: float, total: float) -> str:
     return f" ({int(part * 100 / total)}%)" if total > 0 else ""
 
 
-def system_df_table(doc: dict[str, Any]) -> str:
-    """``docker system df`` (the summary) for a ``GET /system/df`` document."""
+def df_summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The four rows of ``docker system df`` (TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE) in bytes.
+
+    docker/cli 20.10 rules (``cli/command/formatter/disk_usage.go``): reclaimable image
+    bytes exclude what images with containers use alone; containers count when not
+    running; volumes when unreferenced; the build cache unless in use and unshared.
+    """
     images, containers = doc["Images"], doc["Containers"]
     volumes, cache = doc["Volumes"], doc["BuildCache"] or []
     layers = doc["LayersSize"]
@@ -228,23 +233,34 @@ def system_df_table(doc: dict[str, Any]) -> str:
     active_c = [c for c in containers if c["State"] in ("running", "paused", "restarting")]
     c_total = sum(c.get("SizeRw", 0) for c in containers)
     c_recl = sum(c.get("SizeRw", 0) for c in containers if c not in active_c)
-    v_sizes = [v["UsageData"]["Size"] for v in volumes if v["UsageData"]["Size"] != -1]
-    v_total = sum(v_sizes)
+    v_total = sum(v["UsageData"]["Size"] for v in volumes if v["UsageData"]["Size"] != -1)
     v_recl = sum(v["UsageData"]["Size"] for v in volumes
                  if v["UsageData"]["RefCount"] == 0 and v["UsageData"]["Size"] != -1)
-    b_total = doc["BuilderSize"]
+    # the CLI sums only records not shared with image layers (docker/cli df.go), not the
+    # API's BuilderSize
+    b_total = sum(b["Size"] for b in cache if not b["Shared"])
     b_recl = b_total - sum(b["Size"] for b in cache if b["InUse"] and not b["Shared"])
-    rows = [
-        ["Images", str(len(images)), str(sum(1 for i in images if i["Containers"] > 0)),
-         human_size(layers, 4), human_size(layers - used, 4) + _pct(layers - used, layers)],
-        ["Containers", str(len(containers)), str(len(active_c)), human_size(c_total, 4),
-         human_size(c_recl, 4) + _pct(c_recl, c_total)],
-        ["Local Volumes", str(len(volumes)),
-         str(sum(1 for v in volumes if v["UsageData"]["RefCount"] > 0)), human_size(v_total, 4),
-         human_size(v_recl, 4) + _pct(v_recl, v_total)],
-        ["Build Cache", str(len(cache)), str(sum(1 for b in cache if b["InUse"])),
-         human_size(b_total, 4), human_size(b_recl, 4)],
+    return [
+        {"type": "Images", "total": len(images),
+         "active": sum(1 for i in images if i["Containers"] > 0), "size": layers,
+         "reclaimable": layers - used},
+        {"type": "Containers", "total": len(containers), "active": len(active_c),
+         "size": c_total, "reclaimable": c_recl},
+        {"type": "Local Volumes", "total": len(volumes),
+         "active": sum(1 for v in volumes if v["UsageData"]["RefCount"] > 0), "size": v_total,
+         "reclaimable": v_recl},
+        {"type": "Build Cache", "total": len(cache), "active": sum(1 for b in cache if b["InUse"]),
+         "size": b_total, "reclaimable": b_recl},
     ]
+
+
+def system_df_table(doc: dict[str, Any]) -> str:
+    """``docker system df`` (the summary) for a ``GET /system/df`` document."""
+    rows = []
+    for r in df_summary(doc):
+        pct = _pct(r["reclaimable"], r["size"]) if r["type"] != "Build Cache" else ""
+        rows.append([r["type"], str(r["total"]), str(r["active"]), human_size(r["size"], 4),
+                     human_size(r["reclaimable"], 4) + pct])
     return render_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
 
 

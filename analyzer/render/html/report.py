@@ -38,7 +38,7 @@ from analyzer.analyses import storage
 from analyzer.render import plots
 from analyzer.render.engine.common import Context
 from analyzer.render.engine.system import system_df
-from analyzer.render.tables import human_size, info_doc, system_df_table
+from analyzer.render.tables import df_summary, human_size, info_doc, system_df_table
 
 TEMPLATE = "report.html.j2"
 MAX_ROWS = 200
@@ -137,37 +137,6 @@ def _loads(text: Any) -> Any:
 
 
 # -- sections ---------------------------------------------------------------------------
-def df_summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The four rows of ``docker system df`` (TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE) in bytes.
-
-    The same rules as :func:`analyzer.render.tables.system_df_table` (docker/cli 20.10).
-    """
-    images, containers = doc["Images"], doc["Containers"]
-    volumes, cache = doc["Volumes"], doc["BuildCache"] or []
-    layers = doc["LayersSize"]
-    used = sum(i["VirtualSize"] - i["SharedSize"] for i in images if i["Containers"])
-    active_c = [c for c in containers if c["State"] in ("running", "paused", "restarting")]
-    c_total = sum(c.get("SizeRw", 0) for c in containers)
-    c_recl = sum(c.get("SizeRw", 0) for c in containers if c not in active_c)
-    v_total = sum(v["UsageData"]["Size"] for v in volumes if v["UsageData"]["Size"] != -1)
-    v_recl = sum(v["UsageData"]["Size"] for v in volumes
-                 if v["UsageData"]["RefCount"] == 0 and v["UsageData"]["Size"] != -1)
-    b_total = doc["BuilderSize"]
-    b_recl = b_total - sum(b["Size"] for b in cache if b["InUse"] and not b["Shared"])
-    return [
-        {"type": "Images", "total": len(images),
-         "active": sum(1 for i in images if i["Containers"] > 0), "size": layers,
-         "reclaimable": layers - used},
-        {"type": "Containers", "total": len(containers), "active": len(active_c),
-         "size": c_total, "reclaimable": c_recl},
-        {"type": "Local Volumes", "total": len(volumes),
-         "active": sum(1 for v in volumes if v["UsageData"]["RefCount"] > 0), "size": v_total,
-         "reclaimable": v_recl},
-        {"type": "Build Cache", "total": len(cache), "active": sum(1 for b in cache if b["InUse"]),
-         "size": b_total, "reclaimable": b_recl},
-    ]
-
-
 def _summary(snap: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     from analyzer import __version__
 
