@@ -112,6 +112,24 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def config_fields(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``images`` columns that come straight from an image config (v1 or v2)."""
+    conf = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    return {
+        "architecture": cfg.get("architecture"), "os": cfg.get("os"),
+        "variant": cfg.get("variant"), "author": cfg.get("author") or None,
+        "docker_version": cfg.get("docker_version") or None,
+        "comment": cfg.get("comment") or None, "container": cfg.get("container") or None,
+        "user": conf.get("User"),
+        "entrypoint_json": _json_text(conf.get("Entrypoint")),
+        "cmd_json": _json_text(conf.get("Cmd")), "env_json": _json_text(conf.get("Env")),
+        "labels_json": _json_text(conf.get("Labels")),
+        "exposed_ports_json": _json_text(conf.get("ExposedPorts")),
+        "volumes_json": _json_text(conf.get("Volumes")),
+        "working_dir": conf.get("WorkingDir"),
+    }
+
+
 def _parse_images(view: RootView, base: str, store: ImageStore,
                   layers: dict[str, dict[str, Any]]) -> None:
     meta = f"{base}/imagedb/metadata/sha256"
@@ -129,7 +147,6 @@ def _parse_images(view: RootView, base: str, store: ImageStore,
                 view.issues.add("json.unexpected", f"{rel}: image config is not an object",
                                 path=rel)
             cfg = {}
-        conf = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
         rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
         diff_ids = [d for d in (rootfs.get("diff_ids") or []) if isinstance(d, str)]
         chains = chain_ids(diff_ids)
@@ -149,17 +166,7 @@ def _parse_images(view: RootView, base: str, store: ImageStore,
             "image_id": image_id, "valid": valid,
             "created_at": parse_time(created), "created_raw": created,
             "parent_id": view.text(f"{meta}/{hexid}/parent") or None,
-            "architecture": cfg.get("architecture"), "os": cfg.get("os"),
-            "variant": cfg.get("variant"), "author": cfg.get("author") or None,
-            "docker_version": cfg.get("docker_version") or None,
-            "comment": cfg.get("comment") or None, "container": cfg.get("container") or None,
-            "user": conf.get("User"),
-            "entrypoint_json": _json_text(conf.get("Entrypoint")),
-            "cmd_json": _json_text(conf.get("Cmd")), "env_json": _json_text(conf.get("Env")),
-            "labels_json": _json_text(conf.get("Labels")),
-            "exposed_ports_json": _json_text(conf.get("ExposedPorts")),
-            "volumes_json": _json_text(conf.get("Volumes")),
-            "working_dir": conf.get("WorkingDir"),
+            **config_fields(cfg),
             "layer_count": len(diff_ids), "top_chain_id": chains[-1] if chains else None,
             "size_bytes": size, "last_tag_at": parse_time(last), "last_tag_raw": last,
             "built_locally": (built == b"\x01" or built == b"1") if built is not None else None,

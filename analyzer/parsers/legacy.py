@@ -57,7 +57,7 @@ import json
 from typing import Any
 
 from analyzer.formats.digest import short
-from analyzer.parsers.imagestore import ImageStore
+from analyzer.parsers.imagestore import ImageStore, config_fields
 from analyzer.parsers.rootview import RootView
 from analyzer.parsers.times import parse_time
 
@@ -74,9 +74,6 @@ def has_graph(view: RootView) -> bool:
         return True
     return False
 
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
 
 
 def _int(view: RootView, rel: str) -> int | None:
@@ -166,7 +163,6 @@ def parse_graph(view: RootView, driver: str) -> ImageStore:
     missing_reported: set[str] = set()
     for v1id, e in entries.items():
         cfg = e["cfg"]
-        conf = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
         chain, missing = _chain(entries, v1id, view)
         if missing and missing not in missing_reported:
             missing_reported.add(missing)
@@ -177,18 +173,7 @@ def parse_graph(view: RootView, driver: str) -> ImageStore:
         store.images.append({
             "image_id": v1id, "valid": None,
             "created_at": parse_time(cfg.get("created")), "created_raw": cfg.get("created"),
-            "parent_id": e["parent"], "architecture": cfg.get("architecture"),
-            "os": cfg.get("os"), "variant": cfg.get("variant"),
-            "author": cfg.get("author") or None,
-            "docker_version": cfg.get("docker_version") or None,
-            "comment": cfg.get("comment") or None, "container": cfg.get("container") or None,
-            "user": conf.get("User"),
-            "entrypoint_json": _json_text(conf.get("Entrypoint")),
-            "cmd_json": _json_text(conf.get("Cmd")), "env_json": _json_text(conf.get("Env")),
-            "labels_json": _json_text(conf.get("Labels")),
-            "exposed_ports_json": _json_text(conf.get("ExposedPorts")),
-            "volumes_json": _json_text(conf.get("Volumes")),
-            "working_dir": conf.get("WorkingDir"),
+            "parent_id": e["parent"], **config_fields(cfg),
             "layer_count": len(chain), "top_chain_id": v1id,
             "size_bytes": sum(sizes) if sizes else None,
             "last_tag_at": None, "last_tag_raw": None, "built_locally": None,
