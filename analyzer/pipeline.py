@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +23,9 @@ from analyzer.issues import IssueLog
 from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
 from analyzer.sources.capture import MAX_CAPTURE, FileIndex, log_container, wants_capture
 from analyzer.sources.locate import RootCandidate, RootFinder
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analyzer.model.snapshot import Snapshot
 
 #: bytes per read when hashing file contents
 HASH_CHUNK = 1 << 20
@@ -225,7 +228,7 @@ def choose_root(raw: RawSnapshot, root: str | None) -> RootCandidate:
 
 
 def build_snapshot(raw: RawSnapshot, root: str | None = None,
-                   params: dict[str, Any] | None = None) -> "Snapshot":  # noqa: F821
+                   params: dict[str, Any] | None = None) -> "Snapshot":
     """Pick the data-root and turn what the pass kept into the model's tables."""
     from analyzer.model.snapshot import Snapshot
     from analyzer.parsers.build import build_tables
@@ -238,7 +241,7 @@ def build_snapshot(raw: RawSnapshot, root: str | None = None,
 
 
 def load(path: str, *, root: str | None = None, hash_files: bool = True,
-         progress: Progress | None = None) -> "Snapshot":  # noqa: F821
+         progress: Progress | None = None) -> "Snapshot":
     """Read ``path`` once and return the :class:`~analyzer.model.snapshot.Snapshot`."""
     raw = read_evidence(path, hash_files=hash_files, progress=progress)
     return build_snapshot(raw, root=root)

@@ -337,7 +337,7 @@ def _size(rec: _Record, records: Mapping[str, _Record], twin_of: Mapping[str, st
     own = rec.integer(KEY_SIZE)
     if own is not None and own != -1:
         return own, "record"
-    sized, source = rec, "record"
+    sized = rec
     if mutable:
         twin = twin_of.get(rec.rid)
         if twin is None:

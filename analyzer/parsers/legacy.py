@@ -53,7 +53,6 @@ moby ``v1.9.1:graph/graph.go`` and ``v1.10.0:migrate/v1/migratev1.go``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from analyzer.formats.digest import short

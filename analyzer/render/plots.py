@@ -110,7 +110,7 @@ def to_svg(fig: Figure, id_prefix: str | None = None, html: bool = True,
         head = re.sub(r'\b(width|height)="([\d.]+)pt"',
                       lambda m: f'{m.group(1)}="{float(m.group(2)) * scale:.1f}pt"', head)
         text = head + ">" + rest
-    return text.replace("<svg ", f'<svg role="img" class="chart" ', 1).strip() + "\n"
+    return text.replace("<svg ", '<svg role="img" class="chart" ', 1).strip() + "\n"
 
 
 # -- storage breakdown -----------------------------------------------------------------
