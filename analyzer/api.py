@@ -6,13 +6,13 @@ import os
 
 from analyzer import case as casemod
 from analyzer.model.snapshot import Snapshot
-from analyzer.pipeline import build_snapshot, read_evidence
+from analyzer.pipeline import LOG_MEMORY, build_snapshot, read_evidence
 from analyzer.sources.base import Progress
 
 
 def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True,
                   case: str | None = None, use_cache: bool = False,
-                  progress: Progress | None = None) -> Snapshot:
+                  progress: Progress | None = None, log_memory: int | None = None) -> Snapshot:
     """Open a snapshot for analysis.
 
     Args:
@@ -23,6 +23,8 @@ def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True
         case: a case folder to reuse if valid, and to write after reading.
         use_cache: reuse/write the default case folder of ``path``.
         progress: called with (evidence bytes read, members seen) during the pass.
+        log_memory: bytes of log lines kept for the logs table (default
+            ``pipeline.LOG_MEMORY``); the rest is read from the evidence by ``logs``.
 
     Returns:
         The snapshot's tables and metadata.
@@ -33,7 +35,8 @@ def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True
                       else None)
     if target and casemod.usable_case(target, root):
         return casemod.load_case(target)
-    raw = read_evidence(path, hash_files=hash_files, progress=progress)
+    raw = read_evidence(path, hash_files=hash_files, progress=progress,
+                        log_memory=LOG_MEMORY if log_memory is None else log_memory)
     snap = build_snapshot(raw, root=root)
     if target:
         casemod.save_case(snap, target, root_arg=root)

@@ -27,6 +27,8 @@ CODES: dict[str, str] = {
     "json.unexpected": "a JSON file parses but has an unexpected shape",
     "bbolt.malformed": "a bbolt database could not be read (fully)",
     "log.malformed": "a log record could not be decoded",
+    "log.not_kept": "log records beyond the in-memory budget were not loaded into the logs "
+                    "table; `logs` reads them from the evidence",
     "layer.missing": "a layer referenced by an image or container is not in the snapshot",
     "layer.dir_missing": "a layer's driver directory is not in the snapshot",
     "image.invalid": "an image config does not hash to its id (the daemon would reject it)",

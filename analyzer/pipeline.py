@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: bytes per read when hashing file contents
 HASH_CHUNK = 1 << 20
+#: bytes of log lines kept in memory for the logs table; logs are content, not metadata,
+#: so beyond this the pass only hashes them (``logs`` then re-reads the evidence)
+LOG_MEMORY = 256 << 20
 #: malformed-record issues kept per log file (a garbage file must not flood the table)
 MAX_LOG_ISSUES = 20
 #: duplicate-member and escaping-link issues kept per snapshot (then one summary)
@@ -103,14 +106,15 @@ class _TeeHash:
         return self.sha.hexdigest() if self.sha is not None else None
 
 
-def read_evidence(path: str, *, hash_files: bool = True,
-                  progress: Progress | None = None) -> RawSnapshot:
+def read_evidence(path: str, *, hash_files: bool = True, progress: Progress | None = None,
+                  log_memory: int = LOG_MEMORY) -> RawSnapshot:
     """Walk the evidence once and keep the index, small metadata and logs.
 
     Args:
         path: a tar file (plain or compressed) or a directory.
         hash_files: compute sha256 of every regular file's content.
         progress: called with (evidence bytes read, members seen).
+        log_memory: bytes of log lines to keep for the logs table (the rest is only hashed).
 
     Raises:
         NotASnapshot, UnsupportedCompression, UsageError: the input is unusable.
@@ -121,6 +125,8 @@ def read_evidence(path: str, *, hash_files: bool = True,
     finder = RootFinder()
     captured: dict[str, bytes] = {}
     logs: list[LogFile] = []
+    budget = [log_memory]  # shared by every log file of the pass
+    not_kept: set[str] = set()
     escapes = 0
     for member, payload in source:
         if member.path is None:  # unsafe path, already reported by the source
@@ -137,7 +143,14 @@ def read_evidence(path: str, *, hash_files: bool = True,
             cid = log_container(member.path, name)
             if cid is not None:
                 tee = _TeeHash(payload, hash_files)
-                logs.append(_decode_log(member.path, cid, tee, info.issues))
+                if budget[0] > 0:
+                    logs.append(_decode_log(member.path, cid, tee, info.issues, budget))
+                if budget[0] <= 0 and cid not in not_kept:
+                    not_kept.add(cid)
+                    info.issues.add("log.not_kept", f"container {cid[:12]}: logs beyond the "
+                                    f"{log_memory} bytes kept in memory are not in the logs "
+                                    "table; `logs` reads them from the evidence",
+                                    path=member.path.rpartition("/")[0], severity="info")
                 sha = tee.finish()
             elif wants_capture(member.path, name):
                 data = payload.read(MAX_CAPTURE + 1)
@@ -182,7 +195,8 @@ def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:
     return files.filter(pc.is_in(rows["_row"], value_set=grouped["_row_max"]))
 
 
-def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog) -> LogFile:
+def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog,
+                budget: list[int]) -> LogFile:
     """Decode one log file while it streams past (json-file or local, maybe gzip'd)."""
     from analyzer.formats import jsonlog, locallog
 
@@ -195,6 +209,9 @@ def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog) -> LogF
     decode = jsonlog.iter_jsonlog if "-json.log" in name else locallog.iter_locallog
     try:
         for rec in decode(reader, source=path, on_problem=problems.append):
+            budget[0] -= len(rec.line) + 64  # + the record's fixed cost
+            if budget[0] <= 0:
+                break
             out.records.append(rec)
     except (OSError, EOFError, AnalyzerError) as exc:
         problems.append(f"{type(exc).__name__}: {exc}")

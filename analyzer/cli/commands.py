@@ -77,15 +77,11 @@ def cmd_history(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -
 
 
 def cmd_logs(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
-    from analyzer.formats.jsonlog import LogRecord
+    from analyzer.analyses.logsource import log_records
     from analyzer.render.logs import write_docker_logs
 
     row = snap.find_container(args.container)
-    logs = snap.tables["logs"]
-    mine = logs[logs["container_id"] == row["container_id"]].sort_values("seq")
-    records = (LogRecord(stream=s, time_ns=int(t), line=line, partial=bool(p))
-               for s, t, line, p in zip(mine["stream"], mine["time_ns"], mine["line"],
-                                        mine["partial"]))
+    records = log_records(snap, row)
     tail = None
     if args.tail not in (None, "all"):
         try:

@@ -57,6 +57,9 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--case", metavar="DIR", help="case folder to reuse or write")
     g.add_argument("--no-cache", action="store_true", help="always read the evidence; write no cache")
     g.add_argument("--no-hash", action="store_true", help="skip sha256 of file contents (faster)")
+    g.add_argument("--log-memory", metavar="BYTES", type=int, default=None,
+                   help="log lines kept in memory for the logs table (default 256 MiB); "
+                        "`logs` reads the rest from the evidence")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or issue summary")
     g.add_argument("--strict", action="store_true", help="exit 4 when the evidence had issues")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -206,7 +209,7 @@ def open_for(args: argparse.Namespace, force_read: bool = False) -> Any:
     progress, bar = _progress(args.quiet, size)
     try:
         return open_snapshot(path, root=args.root, hash_files=not args.no_hash, case=target,
-                             progress=progress)
+                             progress=progress, log_memory=args.log_memory)
     finally:
         if bar is not None:
             bar.close()
