@@ -440,7 +440,9 @@ class TarSource:
         if cleaned is None:
             self.info.issues.add("path.escape", f"member path {path!r} is absolute or "
                                  "climbs out with '..'; ignored", path=path)
-        if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in path):
+        # surrogate escapes (undecodable bytes) are never ASCII: skip the per-character
+        # scan for the common all-ASCII path
+        if not path.isascii() and any(0xDC80 <= ord(ch) <= 0xDCFF for ch in path):
             self.info.issues.add("path.nonutf8", f"member path {path!r} is not UTF-8",
                                  path=path, severity="info")
         link = _decode_name(raw_link)
