@@ -35,6 +35,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from analyzer.analyses import storage
+from analyzer.model.values import loads_json as _loads
 from analyzer.render import plots
 from analyzer.render.engine.common import Context
 from analyzer.render.engine.system import system_df
@@ -125,15 +126,6 @@ def _table(id_: str, columns: list[tuple[str, str]], rows: Iterable[list[Cell]],
            max_rows: int, empty: str = "none") -> Table:
     rows = list(rows)
     return Table(id_, columns, rows[:max_rows], total, empty)
-
-
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 # -- sections ---------------------------------------------------------------------------
