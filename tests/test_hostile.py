@@ -170,3 +170,13 @@ def test_hostile_builders_keep_the_sample_intact(tmp_path: Path) -> None:
     assert (len(snap.images), len(snap.containers), len(snap.volumes), len(snap.networks)) \
         == (IMAGES, CONTAINERS, VOLUMES, NETWORKS)
     assert len(snap.issues) == 0
+
+
+def test_damaged_bbolt_leaf_flag_is_reported_not_silent(tmp_path: Path) -> None:
+    """Inverting the flags of the first libnetwork record makes it look like a nested
+    bucket; the lost network must show up as an issue, not vanish silently."""
+    snap = analyzer.open_snapshot(str(h.flip_byte(tmp_path / "kv.tar.zst",
+                                               "network/files/local-kv.db", 16400)))
+    issues = snap.issues[snap.issues["code"] == "bbolt.malformed"]
+    assert len(issues) >= 1 and "nested bucket" in issues["message"].iloc[0]
+    assert len(snap.networks) >= 3  # the rest of the database is still read

@@ -46,7 +46,12 @@ def read_network_db(view: RootView) -> NetworkStore:
         if bucket is None:
             return store
         for key, value, is_bucket in bucket.items():
-            if is_bucket or value is None or len(value) <= 8:  # kind markers hold only the index
+            if is_bucket:  # libnetwork keeps no nested buckets: a damaged leaf element
+                view.issues.add("bbolt.malformed", f"{rel}: entry {key[:80]!r} is marked as a "
+                                "nested bucket, which libnetwork never writes (damaged page?); "
+                                "its object is lost", path=rel)
+                continue
+            if value is None or len(value) <= 8:  # kind markers hold only the index
                 continue
             k = key.decode("utf-8", "replace")
             if not k.startswith(PREFIX):

@@ -38,7 +38,12 @@ def read_volume_db(view: RootView) -> dict[str, dict[str, Any]]:
         if bucket is None:
             return {}
         for key, value, is_bucket in bucket.items():
-            if is_bucket or not value:
+            if is_bucket:  # the volume store keeps no nested buckets: a damaged element
+                view.issues.add("bbolt.malformed", f"{rel}: entry {key[:80]!r} is marked as a "
+                                "nested bucket, which the volume store never writes (damaged "
+                                "page?)", path=rel)
+                continue
+            if not value:
                 continue
             name = key.decode("utf-8", "replace")
             try:
