@@ -246,7 +246,7 @@ def synthetic() -> Snapshot:
              _file(rw + "/usr/bin/kubectl", mode=0o755, size=99),
              _file(rw + "/usr/local/bin/sh2", mode=0o4755, size=99),
              _file(rw + "/etc/cron.d/evil"), _file(rw + "/etc/ld.so.preload"),
-             _file(rw + "/root/.bashrc"), _file(rw + "/root/.aws/credentials"),
+             _file(rw + "/root/.bashrc", size=99), _file(rw + "/root/.aws/credentials"),
              _file(rw + "/var/log/auth.log", "char", 0, whiteout=True),
              _file(rw + "/var/www/html/up.php"),
              _file(rw + "/opt/old.bin", mtime=pd.Timestamp("2001-01-01T00:00:00Z")),
@@ -268,7 +268,8 @@ def synthetic() -> Snapshot:
         {"container_id": CID, "seq": 1, "stream": "stdout", "time": T0, "time_ns": T0.value,
          "line": b"[2024-03-15 02:00:05] net use pool pool.supportxmr.com:3333\n",
          "partial": False, "source": f"containers/{CID}/{CID}-json.log"}])
-    return Snapshot(tables, {"evidence_path": "synthetic", "root_prefix": ""})
+    return Snapshot(tables, {"evidence_path": "synthetic", "root_prefix": "",
+                             "driver": "overlay2"})
 
 
 def test_synthetic_snapshot_fires_every_family() -> None:
