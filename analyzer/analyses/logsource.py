@@ -83,19 +83,12 @@ def _evidence_records(snap: Any, container_id: str, max_file: int | None
     members = _log_members(snap, container_id)
     with tempfile.TemporaryDirectory(prefix="dra-logs-") as folder:
         spooled = _spool(snap, members, folder)
-        families: dict[str, list[str]] = {}
-        for rel in spooled:
-            families.setdefault(logfiles.driver_of(rel), []).append(rel)
-        for family in sorted(families):
-            # max-file is the configured driver's setting; the dual-logging cache has its own
-            limit = None if families[family][0].rpartition("/")[2].startswith(
-                "container-cached.log") else max_file
-            for rel in logfiles.order_log_files(families[family], max_file=limit):
-                opener: Any = gzip.open if rel.endswith(".gz") else open
-                decode = jsonlog.iter_jsonlog if family == logfiles.JSON_FILE \
-                    else locallog.iter_locallog
-                with opener(spooled[rel], "rb") as fh:
-                    yield from decode(fh, source=rel)
+        for rel in logfiles.container_read_order(spooled, max_file):
+            opener: Any = gzip.open if rel.endswith(".gz") else open
+            decode = jsonlog.iter_jsonlog if logfiles.driver_of(rel) == logfiles.JSON_FILE \
+                else locallog.iter_locallog
+            with opener(spooled[rel], "rb") as fh:
+                yield from decode(fh, source=rel)
 
 
 def log_records(snap: Any, container: Any) -> Iterator[LogRecord]:
@@ -106,10 +99,5 @@ def log_records(snap: Any, container: Any) -> Iterator[LogRecord]:
         return
     from analyzer.model.values import loads_json
 
-    host = loads_json(container["hostconfig_json"]) or {}
-    conf = (host.get("LogConfig") or {}).get("Config") or {}
-    try:
-        max_file = int(conf["max-file"]) if "max-file" in conf else None
-    except (TypeError, ValueError):
-        max_file = None
+    max_file = logfiles.max_file_of(loads_json(container["hostconfig_json"]))
     yield from _evidence_records(snap, cid, max_file)

@@ -19,7 +19,8 @@ from analyzer.model.values import loads_json as _loads
 CONTENT_ROLES = ("image-layer", "container-rw", "container-init", "orphan")
 
 
-def _chains(snap: Any) -> dict[str, list[str]]:
+def image_chains(snap: Any) -> dict[str, list[str]]:
+    """Chain ids of every image's layers, bottom to top (from each config's diff ids)."""
     out = {}
     for image_id, cfg_text in zip(snap.images["image_id"], snap.images["config_json"]):
         cfg = _loads(cfg_text) or {}
@@ -38,7 +39,7 @@ def listed_images(snap: Any) -> set[str]:
 
 def layer_usage(snap: Any) -> pd.DataFrame:
     """Per layer: bytes, how many listed images and containers use it, unique or shared."""
-    chains = _chains(snap)
+    chains = image_chains(snap)
     listed = listed_images(snap)
     per_image = snap.containers["image_id"].value_counts().to_dict()
     users: dict[str, set[str]] = {}
@@ -57,7 +58,7 @@ def layer_usage(snap: Any) -> pd.DataFrame:
 
 def image_usage(snap: Any) -> pd.DataFrame:
     """Per listed image: size, shared and unique bytes, bytes freed if it were deleted."""
-    chains = _chains(snap)
+    chains = image_chains(snap)
     listed = listed_images(snap)
     sizes = dict(zip(snap.layers["chain_id"], snap.layers["size_bytes"]))
     refs: dict[str, int] = {}
@@ -163,7 +164,7 @@ def image_waste(snap: Any) -> pd.DataFrame:
     Full-copy drivers (vfs, btrfs) store each layer whole: not measurable, NA.
     """
     driver = (snap.meta.get("driver") or "").split(",")[0]
-    chains = _chains(snap)
+    chains = image_chains(snap)
     layers = snap.layers.set_index("chain_id")
     dirs = snap.layer_dirs.set_index("dir_id") if len(snap.layer_dirs) else None
     rows = []

@@ -49,7 +49,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from analyzer.errors import FormatError
 from analyzer.formats.jsonlog import (
@@ -67,6 +67,8 @@ __all__ = [
     "GzipInfo",
     "parse_log_name",
     "order_log_files",
+    "container_read_order",
+    "max_file_of",
     "driver_of",
     "parse_gzip_header",
     "iter_log_file",
@@ -131,6 +133,35 @@ def driver_of(name: str) -> str:
     if leaf in ("container.log", "container-cached.log"):
         return LOCAL
     raise FormatError(f"not a container log file name: {name!r}")
+
+
+def max_file_of(hostconfig: Any) -> int | None:
+    """The ``max-file`` log option of a parsed ``hostconfig.json`` (``None`` when unset)."""
+    conf = ((hostconfig or {}).get("LogConfig") or {}).get("Config") or {} \
+        if isinstance(hostconfig, dict) else {}
+    try:
+        return int(conf["max-file"]) if "max-file" in conf else None
+    except (TypeError, ValueError):
+        return None
+
+
+def container_read_order(names: Iterable[str], max_file: int | None = None) -> list[str]:
+    """All of one container's log files in the order ``docker logs`` reads them.
+
+    Each family (json-file ``<id>-json.log``, local ``local-logs/container.log``, the
+    dual-logging cache ``container-cached.log``) is ordered by :func:`order_log_files`,
+    json-file first. ``max_file`` is the configured driver's option; the cache keeps
+    its own defaults, so it is not applied there.
+    """
+    families: dict[tuple[str, str], list[str]] = {}
+    for name in names:
+        parsed = parse_log_name(name)
+        families.setdefault((driver_of(name), parsed.base if parsed else name), []).append(name)
+    out: list[str] = []
+    for (_, base), members in sorted(families.items()):
+        cache = base.rpartition("/")[2].startswith("container-cached.log")
+        out.extend(order_log_files(members, max_file=None if cache else max_file))
+    return out
 
 
 def order_log_files(names: Iterable[str], max_file: int | None = None,

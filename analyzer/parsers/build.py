@@ -251,14 +251,9 @@ def _log_columns(raw: Any, prefix: str, containers: list[dict[str, Any]]
     from analyzer.formats import logfiles
 
     head = prefix + "/" if prefix else ""
-    max_files = {}
-    for c in containers:
-        host = json.loads(c["hostconfig_json"]) if c.get("hostconfig_json") else {}
-        conf = ((host or {}).get("LogConfig") or {}).get("Config") or {}
-        try:
-            max_files[c["container_id"]] = int(conf["max-file"]) if "max-file" in conf else None
-        except (TypeError, ValueError):
-            max_files[c["container_id"]] = None
+    max_files = {c["container_id"]: logfiles.max_file_of(
+        json.loads(c["hostconfig_json"]) if c.get("hostconfig_json") else None)
+        for c in containers}
     by_container: dict[str, dict[str, Any]] = {}
     for lf in raw.logs:
         if lf.path.startswith(head):
@@ -268,24 +263,17 @@ def _log_columns(raw: Any, prefix: str, containers: list[dict[str, Any]]
     for cid in sorted(by_container):
         group = by_container[cid]
         seq = 0
-        families: dict[str, list[str]] = {}
-        for rel in group:
-            families.setdefault(logfiles.driver_of(rel), []).append(rel)
-        for family in sorted(families):
-            # the local driver's own max-file default is 5; json-file keeps all it finds
-            max_file = max_files.get(cid) if family == logfiles.JSON_FILE or \
-                "local-logs/" in families[family][0] else None
-            for rel in logfiles.order_log_files(families[family], max_file=max_file):
-                for rec in group[rel].records:
-                    cols["container_id"].append(cid)
-                    cols["seq"].append(seq)
-                    cols["stream"].append(rec.stream)
-                    cols["time"].append(pd.Timestamp(rec.time_ns, unit="ns", tz="UTC"))
-                    cols["time_ns"].append(rec.time_ns)
-                    cols["line"].append(rec.line)
-                    cols["partial"].append(rec.partial)
-                    cols["source"].append(rel)
-                    seq += 1
+        for rel in logfiles.container_read_order(group, max_files.get(cid)):
+            for rec in group[rel].records:
+                cols["container_id"].append(cid)
+                cols["seq"].append(seq)
+                cols["stream"].append(rec.stream)
+                cols["time"].append(pd.Timestamp(rec.time_ns, unit="ns", tz="UTC"))
+                cols["time_ns"].append(rec.time_ns)
+                cols["line"].append(rec.line)
+                cols["partial"].append(rec.partial)
+                cols["source"].append(rel)
+                seq += 1
     return cols
 
 

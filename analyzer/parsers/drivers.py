@@ -21,6 +21,7 @@ Reference: ``shared/docs/docker-root-format.md`` §4, §5.1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -92,16 +93,17 @@ def content_sizes(files: pd.DataFrame, pattern: str) -> pd.DataFrame:
     agg = out.groupby("dir_id", sort=True).agg(files=("n", "sum"), content_bytes=("b", "sum"))
     hard = sub[kind == "hardlink"]
     if not hard.empty:  # a hardlink to a file outside this dir is an inode counted here
-        sizes = dict(zip(files.loc[files["kind"] == "file", "path"],
-                         files.loc[files["kind"] == "file", "size"]))
+        targets = files[(files["kind"] == "file") & files["path"].isin(hard["linkname"])]
+        sizes = dict(zip(targets["path"], targets["size"]))
+        rx = re.compile(pattern)
         extra: dict[str, int] = {}
         counted: set[tuple[str, str]] = set()
         for dir_id, target in zip(hard["dir_id"], hard["linkname"].fillna("")):
             if (dir_id, target) in counted:
                 continue
             counted.add((dir_id, target))
-            tm = pd.Series([target]).str.extract(pattern).iloc[0]
-            if tm.iloc[0] != dir_id:  # first path of the inode lies elsewhere
+            tm = rx.match(target)
+            if tm is None or tm.group(1) != dir_id:  # first path of the inode lies elsewhere
                 extra[dir_id] = extra.get(dir_id, 0) + int(sizes.get(target, 0) or 0)
         for dir_id, b in extra.items():
             agg.loc[dir_id, "content_bytes"] += b

@@ -12,22 +12,9 @@ from typing import Any
 
 from analyzer.render.engine.common import Context
 from analyzer.render.engine.containers import ContainerDocs
+from analyzer.analyses.storage import image_chains
 from analyzer.render.engine.images import image_summaries
 from analyzer.render.engine.storage import volume_docs
-
-
-def image_chains(snap: Any) -> dict[str, list[str]]:
-    """Chain ids of every image's layers, bottom to top."""
-    from analyzer.formats.digest import chain_ids
-    from analyzer.render.engine.common import loads
-
-    out = {}
-    for image_id, cfg_text in zip(snap.tables["images"]["image_id"],
-                                  snap.tables["images"]["config_json"]):
-        cfg = loads(cfg_text) or {}
-        rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
-        out[image_id] = chain_ids([d for d in rootfs.get("diff_ids") or [] if isinstance(d, str)])
-    return out
 
 
 def _layer_sizes(snap: Any) -> dict[str, int]:
