@@ -40,6 +40,7 @@ import json
 from typing import Any
 
 import pandas as pd
+from analyzer.model.values import loads_json
 from analyzer.model.values import na as _na
 
 #: columns of :func:`timeline_events`, in output order
@@ -55,12 +56,8 @@ STARTED, ENDED, UPDATED, WRITTEN = "Start Time", "End Time", "Last Update Time",
 
 
 def _loads(text: Any) -> dict[str, Any]:
-    if not isinstance(text, str):
-        return {}
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return {}
+    """A JSON object cell as a dict (``{}`` for NA, malformed or non-object text)."""
+    doc = loads_json(text)
     return doc if isinstance(doc, dict) else {}
 
 

@@ -13,7 +13,6 @@ module only attaches the index rows the rules quote as evidence.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
 
 import pandas as pd
 

@@ -36,6 +36,7 @@ from markupsafe import Markup
 
 from analyzer.analyses import storage
 from analyzer.model.values import loads_json as _loads
+from analyzer.model.values import na
 from analyzer.render import plots
 from analyzer.render.engine.common import Context
 from analyzer.render.engine.system import system_df
@@ -74,12 +75,7 @@ class Table:
 
 # -- cell helpers -----------------------------------------------------------------------
 def _na(v: Any) -> bool:
-    if v is None:
-        return True
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
+    return na(v) is None
 
 
 def size_cell(n: Any) -> Cell:
