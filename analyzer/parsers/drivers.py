@@ -24,7 +24,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer.parsers.rootview import RootView
 
@@ -70,35 +73,115 @@ def present_drivers(view: RootView) -> list[str]:
     return [d for d in view.top_dirs() if d in KNOWN_DRIVERS]
 
 
+#: rows per window when scanning the files table (bounds the temporary arrays)
+WINDOW = 1 << 16
+_OPTIONAL_INNER = "(?:/(.*))?$"
+
+
+def arrow_strings(col: pd.Series) -> pa.ChunkedArray:
+    """A string column as an Arrow chunked array (zero copy when pyarrow-backed)."""
+    arr = col.array
+    out = arr.__arrow_array__() if hasattr(arr, "__arrow_array__") else None
+    if out is None or not (pa.types.is_string(out.type) or pa.types.is_large_string(out.type)):
+        out = pa.array(col.astype("object").where(col.notna(), None).tolist(), pa.string())
+    return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+
+
+def _windows(n: int) -> range:
+    return range(0, n, WINDOW)
+
+
+def _release() -> None:
+    """Return the freed pages of a scan: Arrow's allocator keeps them otherwise, and
+    the next scan's temporaries often land on fresh ones (peak RSS grows per scan)."""
+    pa.default_memory_pool().release_unused()
+
+
+def _matches(paths: pa.ChunkedArray, rx: str) -> np.ndarray:
+    """Boolean mask of the paths matching ``rx`` (RE2, as pandas' Arrow strings use)."""
+    return pc.match_substring_regex(paths, rx).to_numpy(zero_copy_only=False) == True  # noqa: E712
+
+
+def unique_groups(files: pd.DataFrame, rx: str) -> set[str]:
+    """The distinct first groups of ``rx`` over ``files.path`` (``str.extract(rx)`` without
+    a column per row), scanned window by window."""
+    paths = arrow_strings(files["path"])
+    named = rx.replace("(", "(?P<g>", 1) if "(?P<" not in rx else rx
+    out: set[str] = set()
+    py = None
+    for s in _windows(len(paths)):
+        win = paths.slice(s, WINDOW)
+        if py is None:
+            try:
+                hit = pc.extract_regex(win, named)
+                out.update(v for v in pc.unique(pc.struct_field(hit, [0])).to_pylist()
+                           if v is not None)
+                continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not RE2 (lookahead)
+                py = re.compile(rx)
+        for p in win.to_pylist():
+            m = py.search(p) if p is not None else None
+            if m is not None and m.group(1) is not None:
+                out.add(m.group(1))
+    _release()
+    return out
+
+
 def content_sizes(files: pd.DataFrame, pattern: str) -> pd.DataFrame:
-    """Per directory id: entries and bytes under its content folder (daemon rules)."""
-    ext = files["path"].str.extract(pattern)
-    ext.columns = ["dir_id", "inner"]
-    inside = ext["dir_id"].notna() & ext["inner"].notna()
-    sub = files[inside].assign(dir_id=ext.loc[inside, "dir_id"])
-    if sub.empty:
+    """Per directory id: entries and bytes under its content folder (daemon rules).
+
+    ``pattern`` is ``^<folder of (dir id)>(?:/(.*))?$``. The files table is scanned in
+    windows of :data:`WINDOW` rows with Arrow kernels and aggregated per window, so no
+    column as long as the table is built.
+    """
+    if not pattern.endswith(_OPTIONAL_INNER):
+        raise ValueError(f"content pattern must end with {_OPTIONAL_INNER!r}: {pattern}")
+    inside = pattern[:-len(_OPTIONAL_INNER)].replace("(", "(?P<dir_id>", 1) + "/.*$"
+    paths = arrow_strings(files["path"])
+    kind, size, linkname = files["kind"], files["size"], files["linkname"]
+    parts: list[pa.Table] = []
+    hard_ids: list[str] = []
+    hard_targets: list[str] = []
+    for s in _windows(len(paths)):
+        win = paths.slice(s, WINDOW)
+        mask = _matches(win, inside)
+        if not mask.any():
+            continue
+        ids = pc.struct_field(pc.extract_regex(win.filter(pa.array(mask)), inside), [0])
+        k = kind.iloc[s:s + WINDOW][mask]
+        is_file = (k == "file").to_numpy(dtype=bool, na_value=False)
+        is_link = (k == "symlink").to_numpy(dtype=bool, na_value=False)
+        is_hard = (k == "hardlink").to_numpy(dtype=bool, na_value=False)
+        nbytes = np.where(is_file, size.iloc[s:s + WINDOW][mask].to_numpy(
+            dtype="int64", na_value=0), 0)
+        links = linkname.iloc[s:s + WINDOW][mask]
+        if is_link.any():
+            lens = pc.binary_length(arrow_strings(links[is_link])).to_numpy(zero_copy_only=False)
+            nbytes[is_link] = np.nan_to_num(lens.astype("float64")).astype("int64")
+        if is_hard.any():
+            hard_ids += pc.filter(ids, pa.array(is_hard)).to_pylist()
+            hard_targets += links[is_hard].fillna("").tolist()
+        part = pa.table({"dir_id": ids, "n": pa.array(np.ones(len(nbytes), dtype="int64")),
+                         "b": pa.array(nbytes)})
+        parts.append(part.group_by("dir_id").aggregate([("n", "sum"), ("b", "sum")]))
+    _release()
+    if not parts:
         return pd.DataFrame({"dir_id": pd.Series([], dtype="string"),
                              "files": pd.Series([], dtype="Int64"),
                              "content_bytes": pd.Series([], dtype="Int64")})
-    kind = sub["kind"].astype("string")
-    size = sub["size"].fillna(0).astype("int64")
-    nbytes = size.where(kind == "file", 0)
-    links = kind == "symlink"
-    if links.any():
-        lens = sub.loc[links, "linkname"].fillna("").map(
-            lambda s: len(s.encode("utf-8", "surrogateescape")))
-        nbytes = nbytes.astype("int64")
-        nbytes.loc[links] = lens.astype("int64")
-    out = pd.DataFrame({"dir_id": sub["dir_id"], "n": 1, "b": nbytes})
-    agg = out.groupby("dir_id", sort=True).agg(files=("n", "sum"), content_bytes=("b", "sum"))
-    hard = sub[kind == "hardlink"]
-    if not hard.empty:  # a hardlink to a file outside this dir is an inode counted here
-        targets = files[(files["kind"] == "file") & files["path"].isin(hard["linkname"])]
+    total = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+    total = total.group_by("dir_id").aggregate([("n_sum", "sum"), ("b_sum", "sum")]) \
+        .sort_by("dir_id")
+    agg = pd.DataFrame({"files": total["n_sum_sum"].to_numpy(),
+                        "content_bytes": total["b_sum_sum"].to_numpy()},
+                       index=pd.Index(total["dir_id"].to_pylist(), name="dir_id"))
+    if hard_ids:  # a hardlink to a file outside this dir is an inode counted here
+        targets = files[(files["kind"] == "file") & files["path"].isin(set(hard_targets))]
         sizes = dict(zip(targets["path"], targets["size"]))
         rx = re.compile(pattern)
         extra: dict[str, int] = {}
         counted: set[tuple[str, str]] = set()
-        for dir_id, target in zip(hard["dir_id"], hard["linkname"].fillna("")):
+        for dir_id, target in zip(hard_ids, hard_targets):
             if (dir_id, target) in counted:
                 continue
             counted.add((dir_id, target))
@@ -117,14 +200,13 @@ def driver_dirs(view: RootView, driver: str) -> DriverDirs:
     dir_rx = DIR_OF.get(driver)
     if dir_rx is None:
         return DriverDirs(driver, pd.DataFrame(columns=["dir_id"]))
-    ids = files["path"].str.extract(dir_rx, expand=False).dropna()
+    ids = unique_groups(files, dir_rx)
     # folders implied by deeper paths count even when the tar lacks their own entry
-    deeper = files["path"].str.extract(dir_rx.rstrip("$") + "/", expand=False).dropna() \
-        if driver != "devicemapper" else ids.iloc[0:0]
-    dir_ids = sorted((set(ids.tolist()) | set(deeper.tolist())) - {"l"})
-    merged_ids = set(files["path"].str.extract(rf"^{driver}/([^/]+)/merged/", expand=False)
-                     .dropna().tolist()) if driver in ("overlay2", "fuse-overlayfs", "overlay") \
+    deeper = unique_groups(files, dir_rx.rstrip("$") + "/") if driver != "devicemapper" \
         else set()
+    dir_ids = sorted((ids | deeper) - {"l"})
+    merged_ids = unique_groups(files, rf"^{re.escape(driver)}/([^/]+)/merged/") \
+        if driver in ("overlay2", "fuse-overlayfs", "overlay") else set()
     rows = []
     for dir_id in dir_ids:
         path = {"vfs": f"vfs/dir/{dir_id}", "btrfs": f"btrfs/subvolumes/{dir_id}",
