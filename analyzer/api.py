@@ -12,7 +12,8 @@ from analyzer.sources.base import Progress
 
 def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True,
                   case: str | None = None, use_cache: bool = False,
-                  progress: Progress | None = None, log_memory: int | None = None) -> Snapshot:
+                  progress: Progress | None = None, log_memory: int | None = None,
+                  containerd: str | None = None) -> Snapshot:
     """Open a snapshot for analysis.
 
     Args:
@@ -25,19 +26,25 @@ def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True
         progress: called with (evidence bytes read, members seen) during the pass.
         log_memory: bytes of log lines kept for the logs table (default
             ``pipeline.LOG_MEMORY``); the rest is read from the evidence by ``logs``.
+        containerd: a second tar or directory holding the containerd root, for a root
+            that used the containerd image store with the system's containerd
+            (``/var/lib/containerd`` is outside ``/var/lib/docker``).
 
     Returns:
         The snapshot's tables and metadata.
     """
     if os.path.isdir(path) and casemod.is_case_dir(path):
         return casemod.load_case(path)
-    target = case or (casemod.default_case_dir(path) if use_cache and os.path.exists(path)
-                      else None)
+    target = case or (casemod.default_case_dir(path, containerd)
+                      if use_cache and os.path.exists(path) else None)
     if target and casemod.usable_case(target, root):
         return casemod.load_case(target)
     raw = read_evidence(path, hash_files=hash_files, progress=progress,
                         log_memory=LOG_MEMORY if log_memory is None else log_memory)
-    snap = build_snapshot(raw, root=root)
+    extra = read_evidence(containerd, hash_files=hash_files, progress=progress,
+                          log_memory=0) if containerd else None
+    snap = build_snapshot(raw, root=root, containerd=extra,
+                          params={"containerd": containerd} if containerd else None)
     if target:
         casemod.save_case(snap, target, root_arg=root)
     return snap

@@ -10,6 +10,7 @@ A case folder is accepted wherever a snapshot is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from analyzer.model import schema
 from analyzer.model.snapshot import Snapshot
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # bump when the case layout or a table changes
+FORMAT = 3  # bump when the case layout changes (table columns are fingerprinted below)
 
 
 def cache_root() -> str:
@@ -34,11 +35,16 @@ def cache_root() -> str:
     return os.path.join(base, "docker-root-analyzer", "cases")
 
 
-def default_case_dir(evidence: str) -> str:
-    """The default case folder of an evidence file or directory."""
-    path = os.path.abspath(evidence)
-    st = os.stat(path)
-    key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:20]
+def default_case_dir(evidence: str, containerd: str | None = None) -> str:
+    """The default case folder of an evidence file or directory (and of the second
+    evidence holding the containerd root, when one is given)."""
+    text = ""
+    for item in (evidence, containerd):
+        if item:
+            path = os.path.abspath(item)
+            st = os.stat(path)
+            text += f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0"
+    key = hashlib.sha256(text[:-1].encode()).hexdigest()[:20]
     return os.path.join(cache_root(), key)
 
 
@@ -57,10 +63,41 @@ def read_manifest(path: str) -> dict[str, Any] | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 of the analyzer's own source files: a case written by other parser code
+    (a development build, a local fix) is read again instead of reused."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    sha = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                sha.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as fh:
+                    sha.update(fh.read())
+    return sha.hexdigest()[:16]
+
+
+def schema_fingerprint() -> str:
+    """sha256 of every table's column names and dtypes: a case written with other
+    columns is never reused."""
+    import hashlib
+
+    from analyzer.model import schema
+
+    text = ";".join(f"{t}:" + ",".join(f"{c.name}/{c.dtype}" for c in cols)
+                    for t, (_, cols) in sorted(schema.TABLES.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def usable_case(path: str, root: str | None) -> bool:
     """True if the case at ``path`` was written by this version for the same root choice."""
     man = read_manifest(path)
-    if not man or man.get("format") != FORMAT or man.get("tool_version") != __version__:
+    if not man or man.get("format") != FORMAT or man.get("tool_version") != __version__ \
+            or man.get("schema") != schema_fingerprint() \
+            or man.get("code") != code_fingerprint():
         return False
     return root is None or man.get("root_arg") == root or \
         man["meta"].get("root_prefix") == root.strip("/")
@@ -73,10 +110,11 @@ def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".case-", dir=parent)
         for name, df in snap.tables.items():
-            df.to_parquet(os.path.join(tmp, f"{name}.parquet"), index=False)
+            _write_parquet(df, os.path.join(tmp, f"{name}.parquet"))
         meta = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
                 for k, v in snap.meta.items()}
         manifest = {"format": FORMAT, "tool_version": __version__, "root_arg": root_arg,
+                    "schema": schema_fingerprint(), "code": code_fingerprint(),
                     "tables": sorted(snap.tables), "meta": meta,
                     "written_at": pd.Timestamp.now(tz="UTC").isoformat()}
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as fh:
@@ -87,6 +125,29 @@ def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
     except OSError as exc:
         raise ExportError(f"cannot write the case folder {path}: {exc}") from exc
     return path
+
+
+#: rows converted to Arrow and written at a time (bounds the copy of a large files table)
+WRITE_ROWS = 1 << 18
+
+
+def _write_parquet(df: pd.DataFrame, path: str) -> None:
+    """``df.to_parquet(path, index=False)``, converted and written in slices of
+    :data:`WRITE_ROWS` rows so that a large table is never copied to Arrow whole."""
+    if len(df) <= WRITE_ROWS:
+        df.to_parquet(path, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = pa.Table.from_pandas(df.iloc[:WRITE_ROWS], preserve_index=False)
+    with pq.ParquetWriter(path, first.schema) as writer:
+        writer.write_table(first)
+        del first
+        for start in range(WRITE_ROWS, len(df), WRITE_ROWS):
+            part = pa.Table.from_pandas(df.iloc[start:start + WRITE_ROWS], preserve_index=False)
+            writer.write_table(part.cast(writer.schema))
+            del part
 
 
 def load_case(path: str) -> Snapshot:

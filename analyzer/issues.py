@@ -37,7 +37,11 @@ CODES: dict[str, str] = {
     "root.partial": "the data-root misses parts a daemon would have",
     "driver.unreadable": "this storage driver's layer contents cannot be read from a tar",
     "driver.unknown": "an unknown folder sits at the top of the data-root",
-    "store.containerd": "this root used the containerd image store",
+    "store.containerd_missing": "the root used the containerd image store but the snapshot "
+                                "holds no containerd root (tar /var/lib/containerd too)",
+    "store.both": "graphdriver and containerd image-store data are both present (a migrated host)",
+    "containerd.partial": "a containerd blob or database the image store needs is missing",
+    "containerd.multiple": "several containerd roots were found; one was chosen",
     "legacy.leftover": "pre-1.10 image metadata (graph/) sits next to the v2 store (a migrated host)",
     "volume.missing": "a volume referenced by a container is not in the snapshot",
     "parse.error": "an artefact could not be parsed (internal error; see --debug)",

@@ -60,8 +60,21 @@ def sample_snapshot(name: str) -> Any:
     if name not in _snapshots:
         import analyzer
 
-        _snapshots[name] = analyzer.open_snapshot(str(SAMPLES / name / "docker-root.tar.zst"))
+        _snapshots[name] = analyzer.open_snapshot(str(SAMPLES / name / "docker-root.tar.zst"),
+                                                  containerd=sample_containerd(name))
     return _snapshots[name]
+
+
+def sample_containerd(name: str) -> str | None:
+    """The second archive of a sample whose containerd root was outside the data-root."""
+    path = SAMPLES / name / "containerd-root.tar.zst"
+    return os.fspath(path) if path.is_file() else None
+
+
+def sample_args(name: str) -> list[str]:
+    """CLI arguments naming a sample's evidence (``SNAPSHOT [--containerd SNAPSHOT2]``)."""
+    extra = sample_containerd(name)
+    return [sample_path(name)] + (["--containerd", extra] if extra else [])
 
 
 @pytest.fixture(params=SAMPLE_NAMES, scope="session")

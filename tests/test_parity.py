@@ -23,7 +23,7 @@ from analyzer.render.engine import containers as econt
 from analyzer.render.engine import images as eimg
 from analyzer.render.engine import storage as estore
 from analyzer.render.engine.common import context_for
-from tests.conftest import Truth, sample_path
+from tests.conftest import Truth, sample_args
 
 #: hundredths of a second around recorded_at in which the daemon answered (the recorder
 #: takes a few seconds)
@@ -48,7 +48,7 @@ def test_images_list_without_all_hides_intermediates(sample: tuple[Any, Truth]) 
         "docker-images-dangling.txt") else ""
     for d in truth.json("images.json"):
         has_children = any(o["ParentId"] == d["Id"] for o in truth.json("images.json"))
-        untagged = d["RepoTags"] == ["<none>:<none>"]
+        untagged = d["RepoTags"] in (["<none>:<none>"], [])  # API < 1.43 / >= 1.43
         assert (d["Id"] in shown) == (not (untagged and has_children)), d["Id"]
         if untagged and not has_children:
             assert d["Id"][7:19] in dangling
@@ -61,7 +61,12 @@ def test_image_inspect_and_history(sample: tuple[Any, Truth]) -> None:
     assert len(ids) == len(snap.images)
     for short in ids:
         image = snap.find_image(short)
-        assert eimg.image_inspect(snap, ctx, image) == truth.json(f"image-{short}.json"), short
+        expected = truth.json(f"image-{short}.json")
+        if snap.meta["image_store"] == "containerd":
+            # the containerd store answers with the *daemon's own* version here, which no
+            # file on disk records (docs/research/containerd-store-rules.md §2)
+            expected["DockerVersion"] = ""
+        assert eimg.image_inspect(snap, ctx, image) == expected, short
         assert eimg.image_history(snap, image) == truth.json(f"history-{short}.json"), short
 
 
@@ -78,6 +83,8 @@ def test_containers_list(sample: tuple[Any, Truth]) -> None:
             break
     for d in got:
         d["Status"] = docs.status(d["Id"])[1]
+    for d in got + expected:  # the list walks the container's mount-point map: Go map order
+        d["Mounts"] = sorted(d["Mounts"], key=lambda m: m["Destination"])
     assert got == expected
 
 
@@ -133,9 +140,9 @@ class _Text:
 def test_cli_json_is_the_engine_document(sample: tuple[Any, Truth], tmp_path: Any) -> None:
     """`images --all --json` through the real CLI prints the daemon's document."""
     snap, truth = sample
-    name = [n for n in ("overlay2", "vfs") if truth.folder.parent.name == n][0]
+    name = truth.folder.parent.name
     out, err = io.StringIO(), io.StringIO()
-    status = main(["images", sample_path(name), "--all", "--json", "--case",
+    status = main(["images", *sample_args(name), "--all", "--json", "--case",
                    str(tmp_path / "case")], out, err)
     assert status == 0, err.getvalue()
     got = sorted(json.loads(out.getvalue()), key=lambda d: d["Id"])
@@ -180,7 +187,8 @@ def test_cli_text_tables_match_the_docker_cli(sample: tuple[Any, Truth], argv: l
     snap, truth = sample
     name = truth.folder.parent.name
     out, err = io.StringIO(), io.StringIO()
-    status = main([argv[0], sample_path(name), *argv[1:], "--case", str(tmp_path / "c")], out, err)
+    status = main([argv[0], *sample_args(name), *argv[1:], "--case", str(tmp_path / "c")], out,
+                  err)
     assert status == 0, err.getvalue()
     expected = _norm_text(truth.bytes(truth_file).decode())
     got = _norm_text(out.getvalue())
@@ -190,7 +198,9 @@ def test_cli_text_tables_match_the_docker_cli(sample: tuple[Any, Truth], argv: l
         def blocks(lines: list[str]) -> tuple[list[str], list[str], list[str]]:
             a = lines.index("Local Volumes space usage:")
             b = next(i for i, line in enumerate(lines) if line.startswith("Build cache usage:"))
-            return lines[:a], sorted(lines[a:b]), lines[b:]
+            # images with equal Created come in unstable sort order: that block as a set too
+            c = lines.index("Containers space usage:")
+            return sorted(lines[:c]), lines[c:a], sorted(lines[a:b]), lines[b:]
         assert blocks(got) == blocks(expected)
     else:
         assert got == expected

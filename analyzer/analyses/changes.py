@@ -73,7 +73,8 @@ from analyzer.errors import UsageError
 MODIFY, ADD, DELETE = 0, 1, 2
 LETTER = {MODIFY: "C", ADD: "A", DELETE: "D"}
 #: drivers whose Changes() is the naive tree comparison in moby 20.10
-NAIVE = ("overlay2", "overlay", "fuse-overlayfs", "vfs", "btrfs")
+NAIVE = ("overlay2", "overlay", "fuse-overlayfs", "vfs", "btrfs",
+         "overlayfs", "native")  # containerd store: ChangesDirs(container, <id>-init view)
 CAPABILITY = "security.capability"
 
 _TYPE_BITS = {"file": 0o100000, "hardlink": 0o100000, "dir": 0o040000, "symlink": 0o120000,

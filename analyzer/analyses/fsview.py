@@ -55,12 +55,19 @@ FOLDER_RX: dict[str, str] = {
     "btrfs": r"^(btrfs/subvolumes/[^/]+)(?:/(.*))?$",
     "aufs": r"^(aufs/diff/[^/]+)(?:/(.*))?$",
     "overlay": r"^(overlay/[^/]+/(?:root|upper))(?:/(.*))?$",
+    # containerd image store: snapshot folders of dockerd's own containerd root, or of a
+    # containerd root outside the data-root (shown under @containerd/)
+    "overlayfs": r"^((?:containerd/daemon|@containerd)/io\.containerd\.snapshotter\.v1\."
+                 r"overlayfs/snapshots/[^/]+/fs)(?:/(.*))?$",
+    "native": r"^((?:containerd/daemon|@containerd)/io\.containerd\.snapshotter\.v1\."
+              r"native/snapshots/[^/]+)(?:/(.*))?$",
 }
 #: driver → whiteout encoding of its layer folders
 WHITEOUTS: dict[str, str] = {"overlay2": "overlay", "overlay": "overlay", "aufs": "aufs",
-                             "fuse-overlayfs": "both", "vfs": "none", "btrfs": "none"}
+                             "fuse-overlayfs": "both", "vfs": "none", "btrfs": "none",
+                             "overlayfs": "overlay", "native": "none"}
 #: drivers whose every layer directory is a complete tree
-FULL_COPY = ("vfs", "btrfs")
+FULL_COPY = ("vfs", "btrfs", "native")
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 AUFS_WH = ".wh."
 AUFS_META = ".wh..wh."
@@ -691,9 +698,14 @@ def copy_member(snap: Any, member: str, sink: BinaryIO) -> tuple[int, str]:
 
     from analyzer.pipeline import open_source
 
+    from analyzer.model.evidence import locate
+
     path, kind = _evidence(snap)
-    prefix = str(snap.meta.get("root_prefix") or "")
-    full = f"{prefix}/{member}" if prefix else member
+    path, full = locate(snap.meta, member)  # a mounted containerd root may be elsewhere
+    if not os.path.exists(path):
+        from analyzer.errors import SnapshotError
+
+        raise SnapshotError(f"the evidence {path} is no longer there (moved or deleted)")
     sha = hashlib.sha256()
     n = 0
     if os.path.isdir(path):

@@ -16,7 +16,10 @@ from analyzer.formats.digest import chain_ids
 from analyzer.model.values import loads_json as _loads
 
 #: roles whose directories hold real stored content (not mount views)
-CONTENT_ROLES = ("image-layer", "container-rw", "container-init", "orphan")
+#: drivers whose layer folders hold only that layer's changes (waste is measurable)
+LAYERED = ("overlay2", "fuse-overlayfs", "aufs", "overlayfs")
+CONTENT_ROLES = ("image-layer", "container-rw", "container-init", "orphan", "layer-parent",
+                 "build-cache")
 
 
 def image_chains(snap: Any) -> dict[str, list[str]]:
@@ -91,12 +94,22 @@ def _areas(snap: Any) -> pd.DataFrame:
     dirs = snap.layer_dirs[snap.layer_dirs["role"].isin(CONTENT_ROLES)]
     prefix_to_area = {p + "/": f"{role}:{d}" for p, role, d in
                       zip(dirs["content_path"], dirs["role"], dirs["dir_id"])}
-    top = regular["path"].str.extract(r"^((?:[^/]+/){2,3}?(?:diff|root|upper)/|vfs/dir/[^/]+/|"
-                                      r"aufs/diff/[^/]+/|volumes/[^/]+/_data/)", expand=False)
-    area = top.map(lambda p: prefix_to_area.get(p) if isinstance(p, str) else None)
-    vol = top.str.extract(r"^volumes/([^/]+)/_data/$", expand=False)
-    area = area.where(area.notna(), "volume:" + vol)
-    out = regular.assign(area=area, inner=regular["path"].str.slice(start=0))
+    top = regular["path"].astype(object).str.extract(
+        r"^((?:[^/]+/){2,3}?(?:diff|root|upper)/|vfs/dir/[^/]+/|aufs/diff/[^/]+/|"
+        r"(?:containerd/daemon|@containerd)/io\.containerd\.snapshotter\.v1\.[^/]+/"
+        r"snapshots/[^/]+/(?:fs/)?|volumes/[^/]+/_data/)", expand=False)
+    areas: list[str | None] = []
+    for t in top:
+        if not isinstance(t, str):
+            areas.append(None)
+        elif t in prefix_to_area:
+            areas.append(prefix_to_area[t])
+        elif t.startswith("volumes/") and t.endswith("/_data/"):
+            areas.append("volume:" + t[len("volumes/"):-len("/_data/")])
+        else:
+            areas.append(None)
+    area = pd.Series(areas, index=regular.index, dtype=object)
+    out = regular.assign(area=area)
     out = out[out["area"].notna()]
     return out.assign(inner=[p[len(t):] for p, t in zip(out["path"], top[out.index])])
 
@@ -169,10 +182,10 @@ def image_waste(snap: Any) -> pd.DataFrame:
     dirs = snap.layer_dirs.set_index("dir_id") if len(snap.layer_dirs) else None
     rows = []
     cache = _entries_by_dir(snap, dirs["content_path"].dropna().tolist()) if dirs is not None \
-        and driver in ("overlay2", "fuse-overlayfs", "aufs") else {}
+        and driver in LAYERED else {}
     for image_id in sorted(listed_images(snap)):
         total = wasted = 0
-        measurable = driver in ("overlay2", "fuse-overlayfs", "aufs") and dirs is not None
+        measurable = driver in LAYERED and dirs is not None
         stack = []
         for c in chains.get(image_id, []):
             if c not in layers.index or pd.isna(layers.loc[c, "cache_id"]):

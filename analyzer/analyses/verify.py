@@ -43,6 +43,27 @@ the header and CRC of the layer that wrote them (the problem's detail says
 which), and directory mtimes only for directories this layer's tar recorded
 (applying a child layer legitimately changes the others).
 
+**containerd image store** (no tar-split; the content store keeps the compressed
+blobs): every blob of ``io.containerd.content.v1.content/blobs/sha256`` must hash to
+its file name (``digest``) and have the size every description of it gives (``size``:
+meta.db content records of every namespace, image records, index and manifest
+descriptors); every layer blob must decompress (gzip, zstd or plain tar) to a tar whose
+sha256 is the layer's diff id (the image config's ``rootfs.diff_ids`` and the blob's
+``containerd.io/uncompressed`` label); the tar's entries are then compared with the
+unpacked snapshot folder (``layers.cache_id`` → ``layer_dirs.content_path``) exactly as
+above, with sha256 instead of CRC-64 for contents and the overlay whiteout/opaque
+mapping of the ``overlayfs`` snapshotter. The layer reports ``blob`` (its blob is
+altered or unreadable) and ``diff_id`` problems, then the file problems: when the blob
+itself was altered the snapshot is compared with what the blob holds now, which names
+the edited files. Blob verdicts (``ok``, ``tampered``, ``missing`` = recorded in meta.db
+but not in the evidence) are in :attr:`VerifyResults.blobs`. The evidence files holding
+the containerd root (the data-root's, or the ``--containerd`` one, mapped with
+:mod:`analyzer.model.evidence`) are each streamed once; memory holds metadata and a
+sha256 per layer-tar and snapshot entry, meta.db and the JSON blobs. File contents are
+hashed from the evidence, not taken from the index, so verify describes the evidence as
+it is now. With both stores present and the graphdriver active, the content store's
+blobs are checked too (one more pass).
+
 Per layer the verdict is ``ok``, ``tampered`` (each problem with its path inside
 the layer and kind) or ``unverifiable`` (why: no tar-split, a malformed one, a
 driver whose layer contents are not in the snapshot — zfs datasets,
@@ -71,7 +92,11 @@ moby ``daemon/internal/layer/layer_store.go`` (assembleTarTo),
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import math
 import os
+import tarfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Iterator
@@ -107,9 +132,13 @@ OPQ = ".wh..wh..opq"
 _TYPE_KIND = {"0": FILE, "7": FILE, "1": HARDLINK, "2": SYMLINK, "3": CHAR, "4": BLOCK,
               "5": DIR, "6": FIFO}
 
-#: problem kinds, in report order
+#: drivers/snapshotters that store whiteouts as 0:0 char devices and opaque xattrs
+WHITEOUT_DRIVERS = ("overlay2", "overlayfs")
+#: problem kinds, in report order (``blob``: the layer's compressed blob in the containerd
+#: content store is altered, missing or unreadable; ``digest``: a blob's content does not
+#: hash to its name)
 KINDS = ("content", "size", "added", "removed", "type", "mode", "owner", "mtime", "linkname",
-         "xattr", "diff_id")
+         "xattr", "diff_id", "blob", "digest")
 
 
 @dataclass
@@ -138,6 +167,29 @@ class LayerResult:
     files_checked: int = 0  # regular files whose CRC was compared
     diff_id_check: str = "skipped"  # match, mismatch, skipped
     notes: list[str] = field(default_factory=list)
+    #: containerd store: the compressed layer blob, and its check (match: its content
+    #: hashes to its digest; mismatch; missing: not in the content store; skipped)
+    blob_digest: str | None = None
+    blob_check: str = "skipped"
+
+
+@dataclass
+class BlobResult:
+    """The verdict on one blob of a containerd content store."""
+
+    digest: str  # sha256:<hex>, from the file name
+    path: str  # files-table path (relative to the data-root; ``@containerd/…`` if mounted)
+    kind: str = "other"  # layer, index, manifest, config, other
+    size: int | None = None  # bytes in the evidence (None: missing)
+    expected_sizes: dict[str, int] = field(default_factory=dict)  # where → descriptor size
+    sha256: str | None = None  # of the bytes in the evidence
+    compression: str | None = None  # layer blobs: gzip, zstd, none
+    diff_id: str | None = None  # layer blobs: the diff id the blob must decompress to
+    uncompressed_sha256: str | None = None
+    diff_id_check: str = "skipped"  # match, mismatch, skipped
+    status: str = "ok"  # ok, tampered, missing
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,6 +205,12 @@ class VerifyResults:
     overlay_xattrs_captured: bool  # trusted.*/user.overlay.* seen: opaque markers compared
     layers: list[LayerResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image_store: str | None = None  # graphdriver, containerd, both, none
+    #: the containerd root (evidence member path) and, when it is a second evidence, that file
+    containerd_root: str | None = None
+    containerd_evidence_path: str | None = None
+    containerd_evidence_sha256: str | None = None
+    blobs: list[BlobResult] = field(default_factory=list)  # the containerd content store
 
     @property
     def tampered(self) -> list[LayerResult]:
@@ -160,9 +218,21 @@ class VerifyResults:
         return [lr for lr in self.layers if lr.status == "tampered"]
 
     @property
+    def tampered_blobs(self) -> list[BlobResult]:
+        """Content-store blobs whose bytes do not match their digest or descriptor size."""
+        return [b for b in self.blobs if b.status == "tampered"]
+
+    @property
     def exit_status(self) -> int:
         """0 when nothing was tampered, 1 otherwise (like ``sha256sum -c``)."""
-        return 1 if self.tampered else 0
+        return 1 if self.tampered or self.tampered_blobs else 0
+
+    def blob_counts(self) -> dict[str, int]:
+        """Content-store blobs per status."""
+        out = {"ok": 0, "tampered": 0, "missing": 0}
+        for b in self.blobs:
+            out[b.status] += 1
+        return out
 
     def counts(self) -> dict[str, int]:
         """Layers per status."""
@@ -175,6 +245,8 @@ class VerifyResults:
         """A JSON-ready document (the ``verify --json`` output)."""
         doc = asdict(self)
         doc["summary"] = self.counts()
+        if self.blobs:
+            doc["blob_summary"] = self.blob_counts()
         return doc
 
 
@@ -184,7 +256,7 @@ class _Disk:
 
     kind: str
     size: int
-    crc: int | None  # CRC-64 of the content (regular files, resolved hardlinks)
+    crc: int | str | None  # CRC-64 of the content (tar-split), or sha256 hex (containerd)
     mode: int
     uid: int
     gid: int
@@ -203,7 +275,7 @@ class _Expect:
     name: str  # the tar entry name (for reports)
     header: tarsplit.TarHeader
     size: int
-    crc: int | None
+    crc: int | str | None  # CRC-64 (tar-split) or sha256 hex (containerd layer blob)
     own: bool  # written by this layer (not inherited)
     origin: str  # chain id of the layer that wrote it
 
@@ -425,8 +497,9 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
                 problems.append(Problem(inner, "size", f"{exp.size} bytes in the layer tar, "
                                         f"{rec.size} on disk{where}"))
             elif exp.size and rec.crc != exp.crc:
-                problems.append(Problem(inner, "content", f"CRC-64 {exp.crc or 0:016x} in the "
-                                        f"layer tar, {rec.crc or 0:016x} on disk{where}"))
+                what = "sha256" if isinstance(exp.crc, str) else "CRC-64"
+                problems.append(Problem(inner, "content", f"{what} {_sum_text(exp.crc)} in the "
+                                        f"layer tar, {_sum_text(rec.crc)} on disk{where}"))
             else:
                 result.files_checked += 1
         elif got_kind != want_kind:
@@ -452,7 +525,7 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
         elif rec.kind != CHAR or rec.dev != (0, 0):
             problems.append(Problem(name, "type", f"whiteout in the layer tar; a {rec.kind} "
                                     f"on disk at {path}"))
-    if not full and driver in ("overlay2",):
+    if not full and driver in WHITEOUT_DRIVERS:
         for folder in opaque:
             rec = disk.get(folder)
             is_opq = rec is not None and any(rec.xattrs.get(x) == b"y" for x in OPAQUE_XATTRS)
@@ -467,20 +540,27 @@ def _compare(result: LayerResult, expected: dict[str, _Expect], disk: dict[str, 
             continue
         if driver == "aufs" and inner.split("/", 1)[0] in AUFS_META:
             continue
-        if not full and rec.kind == CHAR and rec.dev == (0, 0) and driver == "overlay2":
+        if not full and rec.kind == CHAR and rec.dev == (0, 0) and driver in WHITEOUT_DRIVERS:
             parent, _, base = inner.rpartition("/")
             problems.append(Problem(f"{parent}/{WH}{base}" if parent else f"{WH}{base}",
                                     "added", f"0:0 character device (whiteout) {inner} on disk, "
                                     "not in the layer tar"))
             continue
         problems.append(Problem(inner, "added", f"{rec.kind} on disk, not in the layer tar"))
-    if not full and driver == "overlay2":
+    if not full and driver in WHITEOUT_DRIVERS:
         for inner, rec in disk.items():
             if rec.kind == DIR and inner not in opq_set and \
                     any(rec.xattrs.get(x) == b"y" for x in OPAQUE_XATTRS):
                 problems.append(Problem(f"{inner}/{OPQ}" if inner else OPQ, "added",
                                         "the folder is opaque on disk; the layer tar has no "
                                         "opaque marker"))
+
+
+def _sum_text(value: int | str | None) -> str:
+    """A file checksum for messages: CRC-64 (int) in hex, sha256 (hex str) as is."""
+    if isinstance(value, str):
+        return value
+    return f"{value or 0:016x}"
 
 
 def _metadata(problems: list[Problem], inner: str, exp: _Expect, rec: _Disk, where: str, *,
@@ -682,6 +762,8 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
         SnapshotError: the evidence is unreadable.
     """
     evidence = evidence_of(snapshot_path, snap)
+    if _containerd_active(snap):
+        return _verify_containerd(evidence, snap)
     meta = snap.meta
     root = str(meta.get("root_prefix") or "").strip("/")
     pre = f"{root}/" if root else ""
@@ -832,7 +914,627 @@ def verify(snapshot_path: str, snap: Any, *, buffer_limit: int = BUFFER_LIMIT) -
                     evidence if random_access else None, buffer_limit)
         res.problems.sort(key=lambda p: (p.path, order.get(p.kind, 99)))
         res.status = "tampered" if res.problems else "ok"
+    if str(meta.get("image_store") or "") == "both" and isinstance(
+            meta.get("containerd_root"), str):  # the other store's blobs: a second pass
+        cstate, _infos = _containerd_pass(evidence, snap, {}, set())
+        out.blobs = _blob_results(cstate, _meta_db(cstate, out), {})
+        out.image_store = "both"
+        out.containerd_root = meta.get("containerd_root")
     return out
+
+
+# --- the containerd image store ----------------------------------------------------------
+#
+# No tar-split: the content store keeps each layer as the compressed blob that was pulled
+# or built. One pass per evidence file (the data-root's, and a second one given with
+# --containerd) hashes every blob, decompresses every layer blob once (gzip or zstd) while
+# hashing the tar and every file in it, and records the snapshot folders' entries; the
+# comparisons run at the end (blobs, meta.db and snapshots come in any order). Memory:
+# metadata and a sha256 per layer-tar entry and per snapshot entry, meta.db, and JSON blobs
+# (indexes, manifests, configs) up to MAX_JSON_BLOB each.
+
+#: a blob that looks like JSON and is at most this big is parsed for the descriptors it holds
+MAX_JSON_BLOB = 16 << 20
+#: meta.db larger than this is not read (blob sizes then come from the manifests only)
+MAX_META_DB = 1 << 30
+UNCOMPRESSED_LABEL = "containerd.io/uncompressed"
+SNAPSHOTTER_MARK = "io.containerd.snapshotter.v1."
+CONTENT_BLOBS = "io.containerd.content.v1.content/blobs/sha256"
+CONTENT_META = "io.containerd.metadata.v1.bolt/meta.db"
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_HEX = frozenset("0123456789abcdef")
+
+
+class _Tap:
+    """Reads through ``raw`` (after ``head``), sha256-hashing and counting what passes."""
+
+    def __init__(self, raw: Any, head: bytes = b"") -> None:
+        self.raw = raw
+        self.head = head
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n is None or n < 0:
+                data = self.head + self.raw.read()
+                self.head = b""
+            else:
+                data, self.head = self.head[:n], self.head[n:]
+        else:
+            data = self.raw.read() if n is None or n < 0 else self.raw.read(n)
+        self.sha.update(data)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(READ_CHUNK):
+            pass
+
+
+@dataclass(slots=True)
+class _TarItem:
+    """One entry of a layer tar, shaped like a tar-split file entry for :func:`_own_tree`."""
+
+    name: str
+    header: tarsplit.TarHeader
+    size: int
+    crc_value: str | None  # sha256 hex of the payload (regular files with content)
+
+
+@dataclass
+class _LayerTar:
+    """What a layer blob decompressed to."""
+
+    compression: str  # gzip, zstd, none
+    sha256: str | None = None  # sha256:<hex> of the whole tar (None: not readable)
+    entries: list[_TarItem] | None = None  # kept for the blobs of image layers only
+    error: str | None = None
+
+
+@dataclass
+class _SeenBlob:
+    """A content-store blob met in the evidence."""
+
+    path: str  # files-table path
+    kind: str
+    size: int
+    sha256: str
+    layer: _LayerTar | None = None
+    doc: Any = None  # parsed JSON (indexes, manifests, configs)
+    problem: str | None = None
+
+
+def _tar_item(ti: tarfile.TarInfo, tf: tarfile.TarFile) -> _TarItem:
+    typeflag = ti.type.decode("latin-1") if isinstance(ti.type, bytes) else str(ti.type)
+    if typeflag in ("\0", ""):
+        typeflag = "0"
+    xattrs = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape")
+              for k, v in ti.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+    sha: str | None = None
+    if ti.isreg() and ti.size:
+        fh = tf.extractfile(ti)
+        h = hashlib.sha256()
+        while fh is not None:
+            chunk = fh.read(READ_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+        sha = h.hexdigest()
+    header = tarsplit.TarHeader(name=ti.name, typeflag=typeflag, mode=ti.mode & 0o7777,
+                                uid=ti.uid, gid=ti.gid, mtime=math.floor(ti.mtime) * 10**9,
+                                size=ti.size, linkname=ti.linkname, devmajor=ti.devmajor,
+                                devminor=ti.devminor, xattrs=xattrs)
+    return _TarItem(name=ti.name, header=header, size=ti.size if ti.isreg() else 0,
+                    crc_value=sha)
+
+
+def _read_layer_blob(tap: _Tap, head: bytes, keep_entries: bool) -> _LayerTar:
+    """Decompress a layer blob (read through ``tap``), hashing the tar and its files."""
+    import gzip
+
+    from analyzer.sources.compression import decompression_errors
+
+    comp = "gzip" if head.startswith(_GZIP_MAGIC) else "zstd" if head.startswith(
+        _ZSTD_MAGIC) else "none"
+    out = _LayerTar(compression=comp)
+    try:
+        if comp == "gzip":
+            dec: Any = gzip.GzipFile(fileobj=tap, mode="rb")  # type: ignore[arg-type]
+        elif comp == "zstd":
+            import zstandard
+
+            dec = zstandard.ZstdDecompressor().stream_reader(
+                tap, read_size=READ_CHUNK, read_across_frames=True, closefd=False)
+        else:
+            dec = tap
+        dtap = _Tap(dec)
+        entries: list[_TarItem] = []
+        with tarfile.open(fileobj=dtap, mode="r|") as tf:  # type: ignore[call-overload]
+            for ti in tf:
+                if keep_entries:
+                    entries.append(_tar_item(ti, tf))
+        dtap.drain()  # the end-of-archive blocks and padding are part of the diff id
+        out.sha256 = "sha256:" + dtap.sha.hexdigest()
+        out.entries = entries if keep_entries else None
+    except (tarfile.TarError, *decompression_errors()) as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _read_blob(payload: BinaryIO | None, path: str, keep_entries: bool) -> _SeenBlob:
+    """Hash one content-store blob; decompress it if it is a layer, parse it if JSON."""
+    head = b""
+    while payload is not None and len(head) < 512:
+        chunk = payload.read(512 - len(head))
+        if not chunk:
+            break
+        head += chunk
+    tap = _Tap(payload if payload is not None else io.BytesIO(b""), head)
+    blob = _SeenBlob(path=path, kind="other", size=0, sha256="")
+    from analyzer.sources.compression import looks_like_tar
+
+    if head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)) or looks_like_tar(head):
+        blob.kind = "layer"
+        blob.layer = _read_layer_blob(tap, head, keep_entries)
+    elif head[:1] in (b"{", b"["):
+        chunks: list[bytes] = []
+        got = 0
+        while got <= MAX_JSON_BLOB:
+            chunk = tap.read(READ_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        data = b"".join(chunks)
+        if len(data) <= MAX_JSON_BLOB:
+            try:
+                blob.doc = json.loads(data)
+            except (ValueError, UnicodeDecodeError):
+                blob.doc = None
+        if isinstance(blob.doc, dict):
+            if isinstance(blob.doc.get("manifests"), list):
+                blob.kind = "index"
+            elif "layers" in blob.doc and "config" in blob.doc:
+                blob.kind = "manifest"
+            elif "rootfs" in blob.doc:
+                blob.kind = "config"
+    tap.drain()
+    blob.size = tap.count
+    blob.sha256 = tap.sha.hexdigest()
+    return blob
+
+
+class _CPass:
+    """State of the pass(es) over a containerd store."""
+
+    def __init__(self, croot: str, folders: dict[str, list[str]], layer_blobs: set[str]) -> None:
+        self.blob_dir = f"{croot}/{CONTENT_BLOBS}/"
+        self.meta_db_path = f"{croot}/{CONTENT_META}"
+        self.folders = folders  # files-table folder → chain ids
+        self.depths = sorted({f.count("/") + 1 for f in folders})
+        self.layer_blobs = layer_blobs  # hex digests of image-layer blobs: keep their entries
+        self.records: dict[str, dict[str, _Disk]] = {f: {} for f in folders}
+        self.seen_folders: set[str] = set()
+        self.blobs: dict[str, _SeenBlob] = {}  # hex → what the evidence holds
+        self.meta_db: bytes | None = None
+        self.meta_db_problem: str | None = None
+        self.by_path: dict[tuple[str, str], _Disk] = {}
+        self.xattrs = False
+        self.overlay_xattrs = False
+
+    def folder_of(self, rel: str) -> tuple[str, str] | None:
+        parts = rel.split("/")
+        for d in self.depths:
+            if len(parts) >= d:
+                folder = "/".join(parts[:d])
+                if folder in self.folders:
+                    return folder, "/".join(parts[d:])
+        return None
+
+    def member(self, evidence: str, parts: list[Any], member: Any,
+               payload: BinaryIO | None) -> None:
+        from analyzer.model.evidence import relative
+
+        if member.path is None:
+            return
+        rel = relative(parts, member.path)
+        if rel is None:
+            return
+        if member.xattrs:
+            self.xattrs = True
+            if not self.overlay_xattrs:
+                self.overlay_xattrs = any(k.startswith(("trusted.", "user.overlay."))
+                                          for k in member.xattrs)
+        if rel == self.meta_db_path:
+            data = payload.read(MAX_META_DB + 1) if payload is not None else b""
+            if member.kind != FILE or len(data) > MAX_META_DB:
+                self.meta_db_problem = "not a regular file" if member.kind != FILE else \
+                    f"larger than {MAX_META_DB} bytes; not read"
+            else:
+                self.meta_db = data
+            return
+        if rel.startswith(self.blob_dir):
+            hexd = rel[len(self.blob_dir):]
+            if len(hexd) != 64 or not set(hexd) <= _HEX:
+                return
+            if member.kind != FILE:
+                self.blobs[hexd] = _SeenBlob(path=rel, kind="other", size=0, sha256="",
+                                             problem=f"a {member.kind}, not a regular file")
+                return
+            self.blobs[hexd] = _read_blob(payload, rel, hexd in self.layer_blobs)
+            return
+        hit = self.folder_of(rel)
+        if hit is None:
+            return
+        folder, inner = hit
+        if inner == "":
+            self.seen_folders.add(folder)
+        kind = member.kind
+        sha: str | None = None
+        size = member.size
+        inode = member.path
+        content: str | None = None
+        if kind == FILE:
+            h = hashlib.sha256()
+            size = 0
+            while payload is not None:
+                chunk = payload.read(READ_CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                size += len(chunk)
+            sha, content = h.hexdigest(), member.path
+        elif kind == HARDLINK:
+            target = self.by_path.get((evidence, member.linkname))
+            if target is not None:
+                sha, size, inode, content = target.crc, target.size, target.inode, target.content
+            else:
+                inode, size = member.linkname, -1
+        rec = _Disk(kind=kind, size=size, crc=sha, mode=member.mode, uid=member.uid,
+                    gid=member.gid, mtime=member.mtime, linkname=member.linkname,
+                    dev=(member.devmajor, member.devminor),
+                    xattrs={k: v for k, v in member.xattrs.items() if k in KEPT_XATTRS},
+                    inode=inode, content=content)
+        self.records[folder][inner] = rec
+        if kind in (FILE, HARDLINK):
+            self.by_path[(evidence, member.path)] = rec
+
+
+def _containerd_active(snap: Any) -> bool:
+    """True when the daemon's image store (the layers table) is a containerd snapshotter."""
+    if str(snap.meta.get("image_store") or "") not in ("containerd", "both"):
+        return False
+    dirs = snap.tables.get("layer_dirs")
+    layers = snap.tables["layers"]
+    if dirs is None or dirs.empty or layers.empty:
+        return str(snap.meta.get("image_store") or "") == "containerd"
+    cache = set(layers["cache_id"].dropna().astype(str))
+    for dir_id, path in zip(dirs["dir_id"], dirs["content_path"]):
+        if str(dir_id) in cache and isinstance(path, str) and SNAPSHOTTER_MARK in path:
+            return True
+    return False
+
+
+def _croot_rel(meta: dict[str, Any]) -> str:
+    """Where the containerd root's files are in the files table."""
+    from analyzer.model.evidence import evidence_parts
+    from analyzer.parsers.containerd import EXTERNAL, MANAGED
+
+    return EXTERNAL if len(evidence_parts(meta)) > 1 else MANAGED
+
+
+def _evidence_plan(evidence: str, meta: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(evidence file, its parts) to stream for the containerd store, data-root's first.
+
+    Raises:
+        UsageError: the containerd evidence named in the tables is no longer there.
+    """
+    from analyzer.model.evidence import EvidencePart, evidence_parts
+
+    recorded = str(meta.get("evidence_path") or "")
+    parts = []
+    for p in evidence_parts(meta):
+        ev = evidence if p.evidence in (recorded, "") else p.evidence
+        parts.append(EvidencePart(ev, p.prefix, p.mount))
+    croot = parts[1] if len(parts) > 1 else parts[0]
+    if not os.path.exists(croot.evidence):
+        raise UsageError(f"the containerd root's evidence {croot.evidence!r} is no longer "
+                         "there; verify needs the evidence itself")
+    plan: dict[str, list[Any]] = {}
+    for p in parts[1:] if len(parts) > 1 else parts:
+        plan.setdefault(p.evidence, []).append(p)
+    return list(plan.items())
+
+
+def _descriptor_sizes(seen: dict[str, _SeenBlob], meta_db: Any) -> dict[str, dict[str, int]]:
+    """digest hex → {where it is described: size}: meta.db content and image records,
+    and the descriptors of every index and manifest in the store."""
+    out: dict[str, dict[str, int]] = {}
+
+    def add(digest: Any, where: str, size: Any) -> None:
+        if isinstance(digest, str) and digest.startswith("sha256:") and isinstance(size, int) \
+                and not isinstance(size, bool):
+            out.setdefault(digest[7:], {})[where] = size
+
+    for ns, db in (meta_db or {}).items():
+        for digest, rec in db.blobs.items():
+            add(digest, f"meta.db content record ({ns})", rec.get("size"))
+        for name, rec in db.images.items():
+            add(rec.get("digest"), f"meta.db image record {ns}/{name}", rec.get("size"))
+    for hexd, blob in sorted(seen.items()):
+        doc = blob.doc
+        if not isinstance(doc, dict):
+            continue
+        descs: list[Any] = []
+        if blob.kind == "index":
+            descs = doc.get("manifests") or []
+        elif blob.kind == "manifest":
+            descs = [doc.get("config")] + list(doc.get("layers") or [])
+        for d in descs:
+            if isinstance(d, dict):
+                add(d.get("digest"), f"{blob.kind} sha256:{hexd[:12]}", d.get("size"))
+    return out
+
+
+def _blob_results(state: _CPass, meta_db: Any, expected_diff: dict[str, set[str]]
+                  ) -> list[BlobResult]:
+    """The verdict on every blob of the content store (and on recorded blobs missing)."""
+    sizes = _descriptor_sizes(state.blobs, meta_db)
+    labels: dict[str, str | None] = {}
+    for db in reversed(list((meta_db or {}).values())):  # moby's label wins
+        for d, r in db.blobs.items():
+            if isinstance(d, str) and d.startswith("sha256:"):
+                labels[d[7:]] = (r.get("labels") or {}).get(UNCOMPRESSED_LABEL) or \
+                    labels.get(d[7:])
+    recorded = set(labels)
+    out: list[BlobResult] = []
+    for hexd, seen in sorted(state.blobs.items()):
+        res = BlobResult(digest=f"sha256:{hexd}", path=seen.path, kind=seen.kind,
+                         size=seen.size, sha256=f"sha256:{seen.sha256}" if seen.sha256 else None,
+                         expected_sizes=dict(sorted(sizes.get(hexd, {}).items())))
+        out.append(res)
+        if seen.problem:
+            res.problems.append(Problem("", "digest", f"the blob is {seen.problem}"))
+            res.status = "tampered"
+            continue
+        if seen.sha256 != hexd:
+            res.problems.append(Problem("", "digest", f"the content hashes to sha256:"
+                                        f"{seen.sha256}, not to its name"))
+        for where, size in res.expected_sizes.items():
+            if size != seen.size:
+                res.problems.append(Problem("", "size", f"{size} bytes in the {where}, "
+                                            f"{seen.size} in the evidence"))
+        if meta_db is not None and hexd not in recorded:
+            res.notes.append("not in meta.db's content records (containerd does not know this "
+                             "blob: left over, or put there by hand)")
+        wants = set(expected_diff.get(hexd, set()))
+        if labels.get(hexd):
+            wants.add(labels[hexd])
+        layer = seen.layer
+        if layer is not None:
+            res.compression = layer.compression
+            res.uncompressed_sha256 = layer.sha256
+            if layer.error:
+                res.problems.append(Problem("", "diff_id", "the layer blob does not "
+                                            f"decompress to a tar: {layer.error}"))
+        if wants:
+            res.diff_id = sorted(wants)[0]
+            if layer is None:
+                res.problems.append(Problem("", "diff_id", "a layer blob (it has a diff id) "
+                                            "that is neither gzip, zstd nor a tar"))
+            elif layer.sha256 is not None:
+                bad = sorted(w for w in wants if w != layer.sha256)
+                res.diff_id_check = "mismatch" if bad else "match"
+                for w in bad:
+                    res.problems.append(Problem("", "diff_id", f"decompresses to "
+                                                f"{layer.sha256}, not to the diff id {w}"))
+        res.status = "tampered" if res.problems else "ok"
+    for hexd in sorted(recorded - set(state.blobs)):
+        out.append(BlobResult(digest=f"sha256:{hexd}", path=f"{state.blob_dir}{hexd}",
+                              status="missing", expected_sizes=dict(sorted(
+                                  sizes.get(hexd, {}).items())),
+                              notes=["recorded in meta.db, not in the evidence (garbage-"
+                                     "collected, not acquired, or deleted)"]))
+    return out
+
+
+def _containerd_pass(evidence: str, snap: Any, folders: dict[str, list[str]],
+                     layer_blobs: set[str]) -> tuple[_CPass, list[tuple[str, Any]]]:
+    """Stream every evidence file holding the containerd root once."""
+    meta = snap.meta
+    state = _CPass(_croot_rel(meta), folders, layer_blobs)
+    infos = []
+    for ev, parts in _evidence_plan(evidence, meta):
+        source, members = _iter_source(ev)
+        for member, payload in members:
+            state.member(ev, parts, member, payload)
+        infos.append((ev, source.info))
+    return state, infos
+
+
+def _verify_containerd(evidence: str, snap: Any) -> VerifyResults:
+    """Verify the containerd image store: blobs, diff ids, unpacked snapshots."""
+    meta = snap.meta
+    active = meta.get("driver") if isinstance(meta.get("driver"), str) else None
+    layers = snap.tables["layers"]
+    dirs = snap.tables.get("layer_dirs")
+    folder_of_dir: dict[str, tuple[str, str]] = {}
+    if dirs is not None and not dirs.empty:
+        for dir_id, drv, path in zip(dirs["dir_id"], dirs["driver"], dirs["content_path"]):
+            if isinstance(path, str) and SNAPSHOTTER_MARK in path:
+                folder_of_dir[str(dir_id)] = (str(drv), path)
+    images = _images_of(snap)
+    results: list[LayerResult] = []
+    folders: dict[str, list[str]] = {}
+    layer_blobs: set[str] = set()
+    expected_diff: dict[str, set[str]] = {}
+    for row in layers.sort_values("chain_id").itertuples(index=False):
+        chain = str(row.chain_id)
+        cache = row.cache_id if isinstance(row.cache_id, str) else None
+        drv, folder = folder_of_dir.get(cache or "", (active, None))
+        blob = getattr(row, "blob_digest", None)
+        blob = blob if isinstance(blob, str) and blob.startswith("sha256:") else None
+        diff = row.diff_id if isinstance(row.diff_id, str) else None
+        res = LayerResult(chain_id=chain, diff_id=diff, cache_id=cache, driver=drv,
+                          content_path=folder, images=images.get(chain, []), blob_digest=blob)
+        results.append(res)
+        if folder:
+            folders.setdefault(folder, []).append(chain)
+        if blob:
+            layer_blobs.add(blob[7:])
+            if diff:
+                expected_diff.setdefault(blob[7:], set()).add(diff)
+    state, infos = _containerd_pass(evidence, snap, folders, layer_blobs)
+    croot_ev, croot_info = infos[-1]
+    main_info = infos[0][1] if infos[0][0] == evidence else None
+    separate = croot_ev != evidence
+    out = VerifyResults(
+        evidence_path=os.path.abspath(evidence),
+        evidence_sha256=main_info.sha256 if main_info else str(meta.get("evidence_sha256") or ""),
+        driver=active, root_prefix=str(meta.get("root_prefix") or "").strip("/"),
+        crc_backend="sha256", xattrs_captured=state.xattrs,
+        overlay_xattrs_captured=state.overlay_xattrs, layers=results,
+        image_store=str(meta.get("image_store") or "") or None,
+        containerd_root=meta.get("containerd_root") if isinstance(
+            meta.get("containerd_root"), str) else None,
+        containerd_evidence_path=os.path.abspath(croot_ev) if separate else None,
+        containerd_evidence_sha256=croot_info.sha256 if separate else None)
+    _evidence_notes(out, meta, infos, evidence, separate)
+    meta_db = _meta_db(state, out)
+    out.blobs = _blob_results(state, meta_db, expected_diff)
+    by_digest = {b.digest: b for b in out.blobs}
+    if not state.overlay_xattrs and folders:
+        out.notes.append("no trusted.* xattrs in the archive (not captured, e.g. no --xattrs "
+                         "or not root): opaque markers (.wh..wh..opq) could not be checked")
+    if not state.xattrs:
+        out.notes.append("no member of the archive carries xattrs (not captured, or none "
+                         "exist): file capabilities were not compared")
+    prepared: list[tuple[LayerResult, dict[str, _Expect], dict[str, _Disk], list[str],
+                         list[str]]] = []
+    for res in results:
+        if not res.blob_digest:
+            res.status = "unverifiable"
+            res.reason = "no layer blob known (the image's manifest is not in the content store)"
+            continue
+        seen = state.blobs.get(res.blob_digest[7:])
+        blob = by_digest.get(res.blob_digest)
+        if seen is None or blob is None or blob.status == "missing":
+            res.blob_check = "missing"
+            res.status = "unverifiable"
+            res.reason = f"the layer blob {res.blob_digest[:19]} is not in the content store"
+            continue
+        res.blob_check = "mismatch" if any(p.kind in ("digest", "size")
+                                           for p in blob.problems) else "match"
+        if res.blob_check == "mismatch":
+            why = [p.detail for p in blob.problems if p.kind == "digest"]
+            sizes = sorted(set(blob.expected_sizes.values()) - {blob.size})
+            if sizes:
+                why.append(f"{blob.size} bytes, not the {', '.join(map(str, sizes))} its "
+                           "descriptors give")
+            res.problems.append(Problem("", "blob", f"the layer blob {res.blob_digest[:19]} "
+                                        "is altered: " + "; ".join(why)))
+        layer = seen.layer
+        if layer is None or layer.error or layer.sha256 is None:
+            why = layer.error if layer is not None and layer.error else "not gzip, zstd or a tar"
+            res.problems.append(Problem("", "blob", f"the layer blob does not decompress to a "
+                                        f"tar: {why}"))
+            res.status = "tampered"
+            continue
+        if res.diff_id:
+            res.diff_id_check = "match" if layer.sha256 == res.diff_id else "mismatch"
+            if res.diff_id_check == "mismatch":
+                res.problems.append(Problem("", "diff_id", f"the layer blob decompresses to "
+                                            f"{layer.sha256}, not to the diff id "
+                                            f"{res.diff_id}"))
+        label = next((((db.blobs.get(res.blob_digest) or {}).get("labels") or {}).get(
+            UNCOMPRESSED_LABEL) for db in (meta_db or {}).values()
+            if res.blob_digest in db.blobs), None)
+        if label and res.diff_id and label != res.diff_id:
+            res.problems.append(Problem("", "diff_id", f"meta.db labels the blob "
+                                        f"{UNCOMPRESSED_LABEL}={label}; the image config "
+                                        f"says {res.diff_id}"))
+        if res.blob_check == "mismatch" or res.diff_id_check == "mismatch":
+            res.notes.append("the layer tar is not the one the image names: the snapshot "
+                             "was compared with what the blob holds now")
+        if not res.content_path:
+            res.notes.append("no unpacked snapshot for this layer: blob and diff id checked")
+            res.status = "tampered" if res.problems else "ok"
+            continue
+        disk = state.records.get(res.content_path, {})
+        if not disk and res.content_path not in state.seen_folders:
+            if res.problems:
+                res.status = "tampered"
+            else:
+                res.status = "unverifiable"
+                res.reason = (f"the snapshot folder {res.content_path} is not in the snapshot "
+                              "(the blob and its diff id were verified)")
+            continue
+        items: Any = layer.entries or []  # _TarItem quacks like a tar-split FileEntry
+        tree, wh, opq, unsafe = _own_tree(items, res.chain_id, overlay_whiteouts=True)
+        for name in unsafe:
+            res.notes.append(f"entry {name!r} is absolute or climbs out with '..'; not "
+                             "compared (the daemon refuses such names)")
+        prepared.append((res, tree, disk, wh, opq))
+    norm = _Normalise.learn((exp.header, disk[k]) for _r, tree, disk, *_rest in prepared
+                            for k, exp in tree.items() if k in disk)
+    out.notes.extend(norm.describe())
+    order = {k: i for i, k in enumerate(KINDS)}
+    for res, tree, disk, wh, opq in prepared:
+        _compare(res, tree, disk, driver=res.driver or "overlayfs", whiteouts=wh, opaque=opq,
+                 full=False, xattrs=state.xattrs, overlay_xattrs=state.overlay_xattrs,
+                 norm=norm)
+    for res in results:
+        res.problems.sort(key=lambda p: (p.path, order.get(p.kind, 99)))
+        if res.status != "unverifiable":
+            res.status = "tampered" if res.problems else "ok"
+    return out
+
+
+def _meta_db(state: _CPass, out: VerifyResults) -> dict[str, Any] | None:
+    """Every namespace of the meta.db met in the pass (``moby`` first), or None (with a
+    note)."""
+    from analyzer.errors import BboltFormatError
+    from analyzer.formats import containerd_db as cdb
+    from analyzer.parsers.containerd import NAMESPACE
+
+    if state.meta_db is None:
+        out.notes.append("meta.db " + (f"is {state.meta_db_problem}" if state.meta_db_problem
+                                       else "is not in the evidence") +
+                         ": blob sizes were checked against the manifests only")
+        return None
+    try:
+        first = cdb.read_meta_db(state.meta_db, NAMESPACE)
+        # the content store is shared: a blob is recorded in the namespace that wrote it
+        # (BuildKit's history blobs in moby_history ...)
+        return {NAMESPACE: first, **{ns: cdb.read_meta_db(state.meta_db, ns)
+                                     for ns in first.namespaces if ns != NAMESPACE}}
+    except BboltFormatError as exc:
+        out.notes.append(f"meta.db is unreadable ({exc}): blob sizes were checked against "
+                         "the manifests only")
+        return None
+
+
+def _evidence_notes(out: VerifyResults, meta: dict[str, Any], infos: list[tuple[str, Any]],
+                    evidence: str, separate: bool) -> None:
+    """Notes on evidence that changed since the tables were read, or is incomplete."""
+    for ev, info in infos:
+        is_croot = separate and ev != evidence
+        recorded = meta.get("containerd_evidence_sha256" if is_croot else "evidence_sha256")
+        if isinstance(recorded, str) and recorded and info.sha256 and recorded != info.sha256:
+            out.notes.append(f"the evidence {os.path.basename(ev)} now hashes to {info.sha256}, "
+                             f"not to {recorded} as when its tables were read: results may "
+                             "not describe the same evidence")
+        if not info.complete:
+            out.notes.append(f"the evidence {os.path.basename(ev)} is incomplete (truncated or "
+                             "corrupt); missing files may be reported as removed")
+    if separate and all(ev != evidence for ev, _ in infos):
+        out.notes.append("the data-root evidence holds no layer contents (the containerd root "
+                         "is a second evidence) and was not read again")
 
 
 def render_text(results: VerifyResults, verbose_ok: bool = True) -> str:
@@ -849,15 +1551,25 @@ def render_text(results: VerifyResults, verbose_ok: bool = True) -> str:
             lines.append(f"{head}: UNVERIFIABLE ({lr.reason})")
         else:
             lines.append(f"{head}: TAMPERED ({len(lr.problems)} problem"
-                         f"{'s' if len(lr.problems) != 1 else ''}, layer folder "
+                         f"{'s' if len(lr.problems) != 1 else ''}, "
+                         f"{'snapshot' if lr.blob_digest else 'layer'} folder "
                          f"{lr.content_path})")
             for p in lr.problems:
                 lines.append(f"    {p.kind:<9} {p.path or '(layer tar)'}  {p.detail}")
+    for b in results.blobs:
+        if b.status == "tampered":
+            lines.append(f"blob {b.digest[:19]} ({b.kind}): TAMPERED ({b.path})")
+            for p in b.problems:
+                lines.append(f"    {p.kind:<9} {p.detail}")
+    if results.blobs:
+        bc = results.blob_counts()
+        lines.append(f"{bc['ok']} ok, {bc['tampered']} tampered, {bc['missing']} missing (of "
+                     f"{len(results.blobs)} content-store blobs)")
     c = results.counts()
     lines.append(f"{c['ok']} ok, {c['tampered']} tampered, {c['unverifiable']} unverifiable "
                  f"(of {len(results.layers)} image layers)")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["BUFFER_LIMIT", "KINDS", "LayerResult", "Problem", "VerifyResults", "evidence_of",
-           "render_text", "verify"]
+__all__ = ["BUFFER_LIMIT", "KINDS", "BlobResult", "LayerResult", "Problem", "VerifyResults",
+           "evidence_of", "render_text", "verify"]

@@ -35,9 +35,12 @@ examples:
   python -m analyzer diff     evidence.tar.zst intruder
   python -m analyzer files    evidence.tar.zst intruder /tmp
   python -m analyzer cat      evidence.tar.zst intruder /etc/passwd
+  python -m analyzer ps       var-lib-docker.tar.zst --containerd var-lib-containerd.tar.zst
 
 SNAPSHOT is a tar (plain, gzip, zstd, xz or bzip2; detected by content), a
-directory holding a data-root, or a case folder written by `ingest`. The
+directory holding a data-root, or a case folder written by `ingest`. A root
+that used the containerd image store with the system's containerd needs
+/var/lib/containerd too: in the same tar (a tar of /) or via --containerd. The
 evidence is opened read-only and never modified. Results of the first read are
 kept in a case cache under $XDG_CACHE_HOME/docker-root-analyzer (disable with
 --no-cache), so later commands on the same evidence answer at once.
@@ -54,6 +57,9 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("snapshot", metavar="SNAPSHOT", help="evidence tar, directory or case folder")
     g.add_argument("--root", metavar="PREFIX", help="data-root inside the snapshot when it holds "
                    "several (see `info`)")
+    g.add_argument("--containerd", metavar="SNAPSHOT2", help="second evidence tar or directory "
+                   "holding the containerd root (/var/lib/containerd) when SNAPSHOT holds only "
+                   "/var/lib/docker (containerd image store with a system containerd)")
     g.add_argument("--case", metavar="DIR", help="case folder to reuse or write")
     g.add_argument("--no-cache", action="store_true", help="always read the evidence; write no cache")
     g.add_argument("--no-hash", action="store_true", help="skip sha256 of file contents (faster)")
@@ -129,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images drawn in the layer DAG (default 60; the rest are counted)")
     p.add_argument("--at", metavar="TIME", help="reference time for 'Up 5 minutes' wording")
     p.add_argument("--verify", action="store_true", help="also check image layers against "
-                   "their tar-split (as `verify` does; reads the evidence again)")
+                   "their tar-split or containerd blobs (as `verify` does; reads the evidence "
+                   "again)")
     p = add("ingest", "read the evidence once and write the case folder")
     p = add("export", "write every table to a folder as Parquet or CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -167,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--out", metavar="FILE", help="write to a new file (mode 0600) instead")
     p = add("verify", "check every image layer against its tar-split (file CRC-64s, added and "
-                      "removed files, header metadata, diff id); exit 1 when one was tampered")
+                      "removed files, header metadata, diff id) or, in the containerd store, "
+                      "every blob against its digest and every layer blob against its diff id "
+                      "and snapshot folder; exit 1 when one was tampered")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
@@ -199,7 +208,11 @@ def open_for(args: argparse.Namespace, force_read: bool = False) -> Any:
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file or directory")
     is_case = os.path.isdir(path) and casemod.is_case_dir(path)
-    target = args.case or (None if args.no_cache or is_case else casemod.default_case_dir(path))
+    containerd = getattr(args, "containerd", None)
+    if containerd and not os.path.exists(containerd):
+        raise UsageError(f"{containerd}: no such file or directory")
+    target = args.case or (None if args.no_cache or is_case else
+                           casemod.default_case_dir(path, containerd))
     if force_read and target and os.path.exists(target) and not is_case:
         if casemod.is_case_dir(target):
             import shutil
@@ -209,7 +222,8 @@ def open_for(args: argparse.Namespace, force_read: bool = False) -> Any:
     progress, bar = _progress(args.quiet, size)
     try:
         return open_snapshot(path, root=args.root, hash_files=not args.no_hash, case=target,
-                             progress=progress, log_memory=args.log_memory)
+                             progress=progress, log_memory=args.log_memory,
+                             containerd=containerd)
     finally:
         if bar is not None:
             bar.close()

@@ -103,13 +103,13 @@ def build_graph(snap: Any) -> nx.DiGraph:
             g.add_edge(f"container:{r.container_id}", f"volume:{r.name}", kind="mounts")
     if "build_cache" in t:
         for r in t["build_cache"].to_dict("records"):
-            rid = r.get("record_id") or r.get("id")
+            rid = _v(r.get("cache_id"))
             if rid is None:
                 continue
             g.add_node(f"buildcache:{rid}", kind="build_cache", label=str(rid)[:12],
                        bytes=_v(r.get("size_bytes")))
-            parent = _v(r.get("parent_id"))
-            if parent:
+            parents = _v(r.get("parent_id"))  # merge and diff records have several
+            for parent in (str(parents).split(",") if parents else []):
                 g.add_edge(f"buildcache:{rid}", f"buildcache:{parent}", kind="build_parent")
     for _, data in g.nodes(data=True):  # nodes only referenced by edges (missing objects)
         data.setdefault("kind", "missing")

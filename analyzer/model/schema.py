@@ -60,6 +60,11 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("host_data_root", "string", "the data-root's path on the seized host, from container paths"),
         ("driver", "string", "storage driver(s) in use, comma separated"),
         ("image_store", "category", "graphdriver, containerd, both or none"),
+        ("containerd_root", "string", "containerd store: path of the containerd root in the "
+         "snapshot (shown under the data-root as @containerd/ when outside it)"),
+        ("containerd_evidence_path", "string", "the second evidence (--containerd) holding that "
+         "root; NA when it is in the main snapshot"),
+        ("containerd_evidence_sha256", "string", "sha256 of the second evidence"),
         ("docker_version_hints", "string", "JSON list of version evidence (image docker_version, layout)"),
         ("acquired_at", "datetime", "estimated acquisition time: the newest mtime in the data-root"),
         ("tool_version", "string", "analyzer version that read the snapshot"),
@@ -67,7 +72,8 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("issue_count", "int", "number of issues recorded"),
     )),
     "images": ("One row per image config in the image store.", _cols(
-        ("image_id", "string", "sha256:<hex> of the config bytes (graphdriver store)"),
+        ("image_id", "string", "sha256:<hex> of the config bytes (graphdriver store); digest of "
+         "the index or manifest (containerd store)"),
         ("valid", "bool", "the config bytes hash to the id (the daemon skips invalid ones)"),
         ("created_at", "datetime", "config 'created'"),
         ("created_raw", "string", "config 'created' as written"),
@@ -89,7 +95,13 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("working_dir", "string", "config.WorkingDir"),
         ("layer_count", "int", "number of diff ids"),
         ("top_chain_id", "string", "chain id of the top layer (NA for an image without layers)"),
-        ("size_bytes", "int", "sum of the layer sizes of the whole chain (docker images SIZE)"),
+        ("size_bytes", "int", "docker images SIZE: layer sizes of the whole chain (containerd "
+         "store: manifest, config and layer descriptors plus unpacked snapshot usage)"),
+        ("content_bytes", "int", "containerd store: descriptor sizes of the target, platform "
+         "manifest, config and layer blobs (image inspect Size)"),
+        ("unpacked_bytes", "int", "containerd store: usage of the unpacked snapshot chain"),
+        ("target_media_type", "string", "containerd store: media type of the image's target "
+         "(index or manifest)"),
         ("last_tag_at", "datetime", "imagedb metadata lastUpdated (when a tag was last set)"),
         ("last_tag_raw", "string", "lastUpdated as written (local time offset)"),
         ("built_locally", "bool", "imagedb metadata builtLocally (26.0+); NA when absent"),
@@ -131,19 +143,25 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("driver_dir", "string", "the layer's content folder relative to the data-root"),
         ("dir_present", "bool", "that folder is in the snapshot"),
         ("image_refs", "int", "images whose chain includes this layer"),
+        ("blob_digest", "string", "containerd store: digest of the layer's (compressed) blob"),
+        ("blob_size", "int", "containerd store: size of that blob"),
+        ("blob_media_type", "string", "containerd store: media type of that blob"),
     )),
     "layer_dirs": ("One row per storage-driver directory, referenced or orphaned.", _cols(
         ("dir_id", "string", "directory name (cache id, mount id or mount id + -init)"),
         ("driver", "category", "overlay2, vfs, aufs, overlay, fuse-overlayfs, btrfs, zfs"),
         ("path", "string", "directory relative to the data-root"),
         ("content_path", "string", "folder holding the layer's own files"),
-        ("role", "category", "image-layer, container-init, container-rw, orphan"),
+        ("role", "category", "image-layer, container-init, container-rw, orphan; containerd "
+         "store also layer-parent (ancestor snapshot of an image layer) and build-cache"),
         ("owner", "string", "chain id or container id that references it"),
         ("link_id", "string", "overlay2 short link id (link file)"),
         ("lower", "string", "overlay2 lower file / aufs layers / overlay lower-id"),
         ("files", "int", "entries under the content folder"),
         ("content_bytes", "int", "bytes of the content folder, counted like the daemon (non-dirs, inode once)"),
         ("has_merged", "bool", "a mounted merged/ view was captured (live acquisition)"),
+        ("snapshot_key", "string", "containerd store: the snapshot's key in dockerd's namespace "
+         "(chain id, container id, <id>-init); NA for snapshots of other namespaces"),
     )),
     "containers": ("One row per container (config.v2.json + hostconfig.json + state).", _cols(
         ("container_id", "string", "full container id"),
@@ -273,7 +291,8 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
     )),
     "build_cache": ("One row per BuildKit cache record (buildkit/metadata_v2.db _main).", _cols(
         ("cache_id", "string", "record id (the _main bucket key)"),
-        ("parent_id", "string", "parent record as the daemon reports it"),
+        ("parent_id", "string", "parent record as the daemon reports it (merge and diff "
+         "records: several, comma separated)"),
         ("record_type", "string", "cache.recordType, 'regular' when absent (source.local, "
          "exec.cachemount, frontend, internal, source.git.checkout)"),
         ("description", "string", "cache.description"),
@@ -283,7 +302,8 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("listed", "bool", "GET /system/df lists it (false: twin of a mutable record, deleted, "
          "or its parent is missing)"),
         ("shared", "bool", "its layer (snapshots.db chainid) is part of an image, or of a "
-         "shared record's ancestry"),
+         "shared record's ancestry (containerd store: its chain of blob digests is exactly "
+         "an image manifest's layer list)"),
         ("size_bytes", "int", "size the daemon reports (NA when it cannot be known offline)"),
         ("size_source", "category", "record, twin, blob-only, layer, snapshots.db or driver-dir"),
         ("created_at", "datetime", "cache.createdAt"),

@@ -12,23 +12,22 @@ import json
 import re
 from typing import Any, Callable, TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer import __version__
+from analyzer.formats.containerd_db import SNAPSHOTTERS
 from analyzer.formats.digest import short
 from analyzer.model import schema
 from analyzer.parsers import containers as cparse
 from analyzer.parsers import drivers as dparse
-from analyzer.parsers import buildcache, imagestore, legacy, networks, volumes
+from analyzer.parsers import buildcache, containerd, imagestore, legacy, networks, volumes
 from analyzer.parsers.rootview import RootView
-from analyzer.sources.capture import relative_files
 from analyzer.sources.locate import RootCandidate
 
 T = TypeVar("T")
-
-#: containerd snapshotter names that appear as a container's Driver in the containerd store
-SNAPSHOTTERS = ("overlayfs", "native", "stargz", "zfs-snapshotter", "btrfs-snapshotter")
 
 
 def _guard(view: RootView, what: str, fn: Callable[[], T], empty: T) -> T:
@@ -41,30 +40,129 @@ def _guard(view: RootView, what: str, fn: Callable[[], T], empty: T) -> T:
         return empty
 
 
+#: files-table columns held as pandas strings (pyarrow-backed: the Arrow buffers are shared)
+_STRINGS = ("path", "linkname", "xattrs_json", "sha256")
+_TIMES = {"mtime": "mtime_ns", "atime": "atime_ns", "ctime": "ctime_ns"}
+
+
+def root_files(raw: Any, prefix: str) -> pa.Table:
+    """The index rows under the data-root ``prefix``, paths relative to it.
+
+    Takes ``raw.files`` over (it is set to ``None``): the member index is the largest
+    object of an ingest, so it is filtered batch by batch and each original batch is
+    released as soon as its rows are copied, instead of holding two copies at once.
+    """
+    files: pa.Table = raw.files
+    if files is None:
+        raise ValueError("raw.files was already consumed by an earlier build_tables")
+    raw.files = None
+    if not prefix:
+        return files
+    head = prefix + "/"
+    schema_ = files.schema
+    batches = files.to_batches()
+    del files
+    out = []
+    for i, batch in enumerate(batches):
+        batches[i] = None  # type: ignore[call-overload]
+        sub = batch.filter(pc.starts_with(batch.column(0), head))
+        del batch
+        if sub.num_rows:
+            out.append(sub.set_column(0, "path", pc.utf8_slice_codeunits(sub.column(0),
+                                                                          len(head))))
+        del sub
+    return pa.Table.from_batches(out, schema=schema_)
+
+
+def _sorted_category(ser: pd.Series) -> pd.Series:
+    """A categorical with sorted ``string`` categories, as ``astype("category")`` gives."""
+    cats = [str(c) for c in ser.cat.categories]
+    new = sorted(cats)
+    codes = ser.cat.codes.to_numpy()
+    remap = np.array([new.index(c) for c in cats] + [-1], dtype=np.int16)
+    return pd.Series(pd.Categorical.from_codes(
+        remap[codes], dtype=pd.CategoricalDtype(pd.Index(new, dtype="string"))))
+
+
 def files_frame(files: pa.Table) -> pd.DataFrame:
-    """The Arrow member index as the ``files`` table."""
-    df = files.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-    out = {
-        "path": df["path"], "kind": df["kind"].astype("category"), "size": df["size"],
-        "mode": df["mode"], "uid": df["uid"], "gid": df["gid"],
-        "mtime": pd.to_datetime(df["mtime_ns"], unit="ns", utc=True),
-        "atime": pd.to_datetime(df["atime_ns"], unit="ns", utc=True),
-        "ctime": pd.to_datetime(df["ctime_ns"], unit="ns", utc=True),
-        "linkname": df["linkname"], "devmajor": df["devmajor"], "devminor": df["devminor"],
-        "xattrs_json": df["xattrs_json"], "whiteout": df["whiteout"], "opaque": df["opaque"],
-        "sha256": df["sha256"],
-    }
-    frame = pd.DataFrame(out)
+    """The Arrow member index as the ``files`` table.
+
+    Converts column by column and drops each Arrow column once converted, so the
+    peak is the table plus one column. String columns stay Arrow-backed (zero copy).
+    """
+    out: dict[str, Any] = {}
     for col in schema.columns("files"):
-        frame[col.name] = frame[col.name].astype(schema.DTYPES[col.dtype])
-    return frame
+        name = col.name
+        src = _TIMES.get(name, name)
+        arr = files[src]
+        files = files.drop_columns([src])
+        if name in _STRINGS:
+            ser = arr.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
+                                              pa.large_string(): pd.StringDtype()}.get)
+        elif name == "kind":
+            ser = _sorted_category(pc.dictionary_encode(arr).to_pandas())
+        elif name in _TIMES:
+            ser = pc.cast(arr, pa.timestamp("ns", tz="UTC")).to_pandas()
+            if str(ser.dtype) != "datetime64[ns, UTC]":
+                ser = ser.astype("datetime64[ns, UTC]")
+        elif col.dtype == "int":
+            ser = arr.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        else:
+            ser = arr.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        del arr
+        want = schema.DTYPES[col.dtype]
+        if col.dtype != "category" and str(ser.dtype) != str(pd.Series([], dtype=want).dtype):
+            ser = ser.astype(want)
+        out[name] = ser.reset_index(drop=True)
+    del files
+    pa.default_memory_pool().release_unused()  # the pass's batches: give the pages back
+    return pd.DataFrame(out, copy=False)
+
+
+class IndexedView(RootView):
+    """A :class:`RootView` whose path lookups scale with the index.
+
+    ``exists`` bisects a sort permutation of the path column (8 B/member) instead of
+    building a set of every path as Python strings (~200 B/member); ``top_dirs`` scans
+    the column window by window with Arrow kernels.
+    """
+
+    _order: Any = None
+    _sorted_paths: Any = None
+
+    def exists(self, rel: str) -> bool:
+        if self._order is None:
+            self._sorted_paths = dparse.arrow_strings(self.files["path"])
+            self._order = pc.sort_indices(self._sorted_paths).to_numpy()
+        paths, order = self._sorted_paths, self._order
+        key = rel.encode("utf-8", "surrogateescape")  # Arrow sorts strings by their bytes
+        lo, hi = 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if paths[int(order[mid])].as_py().encode("utf-8") < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo < len(order) and paths[int(order[lo])].as_py() == rel
+
+    def top_dirs(self) -> list[str]:
+        kinds = self.files["kind"]
+        names = dparse.unique_groups(self.files, r"^([^/]+)/")
+        paths = dparse.arrow_strings(self.files["path"])
+        for s in range(0, len(paths), dparse.WINDOW):
+            top = pc.invert(pc.match_substring(paths.slice(s, dparse.WINDOW), "/")).to_numpy(
+                zero_copy_only=False)
+            top &= (kinds.iloc[s:s + dparse.WINDOW] == "dir").to_numpy(dtype=bool, na_value=False)
+            if top.any():
+                names.update(paths.slice(s, dparse.WINDOW).filter(pa.array(top)).to_pylist())
+        return sorted(names)
 
 
 def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """All tables of one data-root plus the snapshot metadata row."""
     issues = raw.info.issues
-    files = files_frame(relative_files(raw.files, cand.prefix))
-    view = RootView(cand.prefix, files, raw.captured, issues)
+    files = files_frame(root_files(raw, cand.prefix))
+    view = IndexedView(cand.prefix, files, raw.captured, issues)
     tables: dict[str, pd.DataFrame] = {"files": files}
 
     # -- image store ---------------------------------------------------------------
@@ -73,6 +171,9 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
     stores = {d: _guard(view, f"image store {d}", lambda d=d: imagestore.parse_store(view, d),
                         imagestore.ImageStore(driver=d)) for d in store_drvs}
     crows = _guard(view, "containers", lambda: cparse.parse_containers(view), cparse.ContainerRows())
+    cstore = _containerd_store(raw, view, crows)
+    if cstore is not None:
+        stores[cstore.snapshotter] = cstore.store
     active = _active_driver(stores, crows, drivers_present)
     store = stores.get(active) if active else None
     for d, s in stores.items():
@@ -101,6 +202,8 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         dd = _guard(view, f"{drv} directories", lambda drv=drv: dparse.driver_dirs(view, drv), None)
         if dd is not None and not dd.dirs.empty:
             dirs.append(dd.dirs.assign(driver=drv))
+    if cstore is not None and cstore.dirs:
+        dirs.append(containerd.dir_frame(cstore, files))
     dir_df = pd.concat(dirs, ignore_index=True) if dirs else pd.DataFrame(
         columns=["dir_id", "driver", "path", "content_path", "files", "content_bytes", "link_id",
                  "lower", "has_merged"])
@@ -122,7 +225,7 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
     owners: dict[str, tuple[str, str]] = {}
     for layer in store.layers:
         cache = layer["cache_id"]
-        path = _content_path(active, cache) if cache else None
+        path = layer.pop("driver_dir", None) or (_content_path(active, cache) if cache else None)
         layer["driver_dir"] = path
         layer["dir_present"] = bool(cache) and (active, cache) in dir_index
         layer["image_refs"] = image_refs.get(layer["chain_id"], 0)
@@ -162,6 +265,8 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
     if not dir_df.empty:
         dir_df["role"] = [owners.get(d, ("orphan", None))[0] for d in dir_df["dir_id"]]
         dir_df["owner"] = [owners.get(d, ("orphan", None))[1] for d in dir_df["dir_id"]]
+        if cstore is not None:
+            containerd.refine_roles(dir_df, cstore.snapshotter)
 
     vol_rows = _guard(view, "volumes", lambda: volumes.parse_volumes(view, crows.mounts), [])
     net_store = _guard(view, "networks", lambda: networks.read_network_db(view),
@@ -202,6 +307,23 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
     meta["issue_count"] = len(issues)
     tables["snapshot"] = schema.frame("snapshot", [meta])
     return tables, meta
+
+
+def _containerd_store(raw: Any, view: RootView, crows: cparse.ContainerRows
+                      ) -> "containerd.ContainerdStore | None":
+    """The containerd image store of this root, when it used one (else None)."""
+    prefix = getattr(raw, "containerd_prefix", None)
+    if prefix is None:
+        return None
+    head = view.prefix + "/" if view.prefix else ""
+    rel = prefix[len(head):] if head and prefix.startswith(head) else containerd.EXTERNAL
+    drivers = [c["driver"] for c in crows.containers if c["driver"] in SNAPSHOTTERS]
+    snapshotter = max(set(drivers), key=drivers.count) if drivers else "overlayfs"
+    cs = _guard(view, "containerd image store",
+                lambda: containerd.read_store(view, rel, snapshotter), None)
+    if cs is None or not (cs.meta.images or drivers or cs.meta.snapshots.get(snapshotter)):
+        return None  # graphdriver mode keeps only manifests and leases in containerd
+    return cs
 
 
 def _check_lower_links(view: RootView, dirs: pd.DataFrame) -> None:
@@ -303,14 +425,23 @@ def _meta(raw: Any, cand: RootCandidate, view: RootView, tables: dict[str, pd.Da
     # rootfs/<snapshotter>/ mount points; a dockerd-managed containerd/daemon root alone
     # is normal in graphdriver mode (it holds only manifests and leases there)
     snapshotter = tables["containers"]["driver"].isin(list(SNAPSHOTTERS)).any()
-    store_kind = "graphdriver" if stores else "none"
-    if snapshotter or (view.exists("rootfs") and not stores):
-        store_kind = "both" if stores else "containerd"
-        where = "in this snapshot" if view.exists("containerd/daemon") else \
-            "outside the data-root (/var/lib/containerd), which this snapshot may lack"
-        view.issues.add("store.containerd", "this root used the containerd image store; its "
-                        f"images and layers live in containerd's root {where} and are not "
-                        "read by this version", severity="warning")
+    cinfo = getattr(raw, "containerd_info", None)
+    if any(d in SNAPSHOTTERS for d in stores):
+        hints.append("containerd image store (24.0+)")
+    graph = {d: s for d, s in stores.items() if d not in SNAPSHOTTERS and (s.images or s.layers)}
+    c8d = any(d in SNAPSHOTTERS for d in stores)
+    store_kind = "graphdriver" if any(d not in SNAPSHOTTERS for d in stores) else "none"
+    if c8d or snapshotter or (view.exists("rootfs") and store_kind == "none"):
+        store_kind = "both" if graph else "containerd"
+    if store_kind == "both":
+        view.issues.add("store.both", "this root holds both a graphdriver image store "
+                        f"({', '.join(sorted(graph))}) and containerd image store data; the "
+                        f"daemon used {active!r}", severity="info")
+    if store_kind in ("containerd", "both") and not c8d:
+        view.issues.add("store.containerd_missing", "this root used the containerd image store, "
+                        "but the archive holds no containerd root: images and layers are not "
+                        "in it; tar /var/lib/containerd too (analyzer SNAPSHOT --containerd "
+                        "CONTAINERD_TAR)", severity="warning")
     mt = view.files["mtime"]
     return {
         "evidence_path": info.path, "evidence_kind": info.kind, "compression": info.compression,
@@ -321,5 +452,8 @@ def _meta(raw: Any, cand: RootCandidate, view: RootView, tables: dict[str, pd.Da
         "driver": ",".join([active] + [d for d in present if d != active]) if active
         else ",".join(present),
         "image_store": store_kind, "docker_version_hints": json.dumps(hints),
+        "containerd_root": getattr(raw, "containerd_prefix", None) if c8d else None,
+        "containerd_evidence_path": cinfo.path if cinfo else None,
+        "containerd_evidence_sha256": cinfo.sha256 if cinfo else None,
         "acquired_at": mt.max() if len(mt) else None, "tool_version": __version__,
     }

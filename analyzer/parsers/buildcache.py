@@ -1,4 +1,5 @@
-"""The BuildKit build cache: ``buildkit/metadata_v2.db`` (+ ``snapshots.db``).
+"""The BuildKit build cache: ``buildkit/metadata_v2.db`` (+ ``snapshots.db``), or the
+containerd worker's ``buildkit/containerd-<snapshotter>/metadata_v2.db``.
 
 What dockerd's ``GET /system/df`` reports as ``BuildCache`` (and sums into
 ``BuilderSize``) is BuildKit's cache manager's ``DiskUsage``. Everything it
@@ -73,6 +74,53 @@ line instead sums only records with ``Shared == false``
 (``docker/cli cli/command/system/df.go``) - hence 316 vs 274 B in the overlay2
 sample (the shared 20 B and 22 B layers are already counted as image layers).
 
+**The containerd image store** (dockerd 24+ with the ``containerd-snapshotter``
+feature; facts from dockerd 26.1.5, which vendors BuildKit v0.13.2): dockerd runs
+BuildKit's *containerd worker* (moby ``builder/builder-next/controller.go``
+``newSnapshotterController`` → buildkit ``worker/containerd.NewWorkerOpt``). Its root
+is ``buildkit/containerd-<snapshotter>/`` with its own ``metadata_v2.db`` (same
+buckets and keys as above, plus ``cache.blob``, ``cache.blobonly``, ``cache.chainID``,
+``cache.mergeParents``, ``cache.lowerDiffParent``/``cache.upperDiffParent``); there is
+no ``snapshots.db``: snapshots, content and images are containerd's, in namespace
+``moby``. Which database is read (:func:`_worker`): the containerd worker's when one
+exists and the containerd root's moby namespace has snapshots of that snapshotter (or
+there is no graphdriver ``buildkit/metadata_v2.db``).
+
+* *Listed* (``cache/manager.go`` ``init``/``getRecord``/``parentsOf``): parents are
+  ``cache.parent``, else the merge parents, else the lower/upper diff parents, and
+  all must load; a mutable record (not committed, not merge/diff) is dropped when
+  the moby namespace has no snapshot keyed by its ID; a twin whose mutable record
+  does not load is kept as a plain immutable record if its own snapshot exists, else
+  dropped. ``DiskUsage`` then hides twins exactly as above.
+* *Size*: ``snapshot.size`` when recorded (after one ``docker system df`` every listed
+  record has it); else ``cacheRecord.size`` (``cache/refs.go``): containerd's
+  ``Usage`` of the record's snapshot (the mutable record's snapshot for a twin; none
+  for ``cache.blobonly`` records; a key missing counts 0) - the size recorded at
+  commit, 0 for a view, the live usage of an active snapshot (here the ext4 estimate
+  of :func:`analyzer.parsers.containerd.allocated_bytes`, i.e. the ``layer_dirs``
+  ``content_bytes`` the caller passes as ``dir_sizes``) - **plus** the moby
+  namespace's content size of ``cache.blob`` and of its compression variants
+  (``walkBlobVariantsOnly``: blobs linked by ``containerd.io/gc.ref.content.blob-*``
+  labels that carry ``buildkit.io/blob/mediatype``). E.g. 20654 = 20480 (5 blocks of
+  the committed snapshot) + 174 (gzip blob). A mutable record is sized through its
+  twin, or through the record the daemon would commit (same snapshot, no blob).
+* *Shared* (``cache/manager.go`` ``markShared``, ``snapshot/imagerefchecker/checker.go``,
+  wired in ``worker/base/worker.go`` with the containerd client's image service and the
+  moby content store): every image of the moby namespace is walked (name order;
+  indexes → their manifests); each manifest registers the concatenation of **all** its
+  layer blob digests - not its prefixes. A listed record is shared when its
+  ``layerDigestChain`` (``cache/refs.go``: the parent's chain + its ``cache.blob``;
+  merge: the parents' chains; diff: the upper's chain when it has no blob of its own)
+  is exactly one registered list; then all its listed ancestors are shared too. A
+  manifest or index blob missing from the content store is skipped; an unknown media
+  type or an unparsable document ends the walk (later images register nothing), as the
+  checker's ``init`` returns on the first ``images.Dispatch`` error.
+* *Parents*: BuildKit 0.13 reports a list (``UsageInfo.Parents``); the API's
+  ``Parent`` is empty from 1.42 on. ``parent_id`` holds the list joined with
+  :data:`PARENT_SEP`.
+* *In use*: in-memory state, as above (``InUse`` false; a mutable record in use
+  would have reported size 0).
+
 Not reproduced: Docker 18.09-19.03 ``buildkit/metadata.db`` (same bucket
 layout, but BuildKit < 0.8 took parent and committed state from the
 snapshotter's ``Stat`` over ``snapshots.db``, not from ``cache.parent`` /
@@ -81,6 +129,11 @@ read; lazy records (a ``cache.blob`` missing from BuildKit's content store is
 dropped by the daemon; moby's graphdriver mode leaves ``cache.blob`` unset); a
 mutable record without a twin whose size is unknown (the daemon would commit
 it - creating a new record - to size it); naive-diff drivers' size fall-back.
+Containerd worker: lazy records (a blob-only record whose ``cache.blob`` is not in
+the content store, or whose snapshot is labelled ``containerd.io/snapshot/remote``,
+fails ``getRecord`` at daemon start - its metadata is cleared, yet the half-loaded
+record stays in memory and is listed for that daemon run; it is listed here); the
+remote-snapshotter label; ``InUse`` and the in-use size 0 of mutable records.
 
 References (BuildKit as vendored by moby v20.10.24 = moby/buildkit
 ``eeb7b65ab7d6``, v0.8 branch):
@@ -95,6 +148,15 @@ References (BuildKit as vendored by moby v20.10.24 = moby/buildkit
     * ``moby/moby@v20.10.24:builder/builder-next/adapters/snapshot/snapshot.go``
       (``snapshots.db``: ``parent``, ``committed``, ``iscommitted``, ``chainid``, ``size``)
     * ``moby/moby@v20.10.24:builder/builder-next/imagerefchecker/checker.go``
+    * containerd worker: ``moby/moby@v26.1.5:builder/builder-next/controller.go``
+      (``newSnapshotterController``), ``…/builder.go`` (``DiskUsage``: ``Parents``);
+      ``moby/buildkit@v0.13.2`` (moby 26.1.5 ``vendor.mod``):
+      ``worker/containerd/containerd.go`` (root ``containerd-<snapshotter>``,
+      ``metadata_v2.db``, namespaced snapshotter, content store and image service),
+      ``worker/base/worker.go``, ``cache/manager.go`` (``getRecord``, ``parentsOf``,
+      ``DiskUsage``, ``markShared``), ``cache/refs.go`` (``size``, ``layerDigestChain``,
+      ``isLazy``, ``walkBlobVariantsOnly``), ``cache/metadata.go`` (keys),
+      ``snapshot/imagerefchecker/checker.go``, ``control/control.go`` (``DiskUsage``)
     * ``docker/cli@v20.10.24:cli/command/system/df.go`` (the CLI's total)
     * ``shared/docs/docker-root-format.md`` §9.4
 """
@@ -171,11 +233,10 @@ def _value_of(doc: Any) -> tuple[bool, Any, str | None]:
     return False, None, None
 
 
-def _read_records(view: RootView) -> dict[str, _Record] | None:
-    """Every ``_main`` record of metadata_v2.db; ``None`` when the file is absent."""
+def _read_records(view: RootView, rel: str = METADATA_DB) -> dict[str, _Record] | None:
+    """Every ``_main`` record of a metadata_v2.db; ``None`` when the file is absent."""
     from analyzer.formats.bbolt import BboltDB
 
-    rel = METADATA_DB
     data = view.read(rel)
     if data is None:
         return None
@@ -281,6 +342,9 @@ def parse_build_cache(view: RootView, image_chains: set[str] | None = None,
         layer_sizes: layerdb size by chain id (layers present, not being removed).
         dir_sizes: content bytes of graphdriver dirs by dir id (non-naive drivers only).
     """
+    worker_db, cd = _worker(view)
+    if worker_db != METADATA_DB:
+        return _parse_containerd(view, worker_db, cd, dir_sizes or {})
     records = _read_records(view)
     if not records:
         return []
@@ -369,6 +433,359 @@ def _mark_shared(rows: dict[str, dict[str, Any]], image_chains: set[str],
                 break
             listed[cur]["shared"] = True
             cur = listed[cur]["parent_id"]
+
+
+# -- the containerd worker (containerd image store) ------------------------------------
+
+#: the containerd worker's root under the data-root (buildkit ``worker/containerd``:
+#: ``<root>/containerd-<snapshotter>``) and its metadata database
+WORKER_DB = "buildkit/containerd-{}/metadata_v2.db"
+KEY_MERGE_PARENTS = "cache.mergeParents"
+KEY_LOWER_DIFF_PARENT = "cache.lowerDiffParent"
+KEY_UPPER_DIFF_PARENT = "cache.upperDiffParent"
+KEY_BLOB = "cache.blob"
+#: content labels linking a blob to its compression variants, and giving a blob's media type
+BLOB_VARIANT_LABEL = "containerd.io/gc.ref.content.blob-"
+BLOB_MEDIA_TYPE_LABEL = "buildkit.io/blob/mediatype"
+#: a record's parents are joined with this in ``parent_id`` (merge and diff records have several)
+PARENT_SEP = ","
+
+
+@dataclass
+class _Containerd:
+    """What the containerd worker asks containerd about, in namespace ``moby``."""
+
+    root: str  # the containerd root relative to the data-root
+    snapshotter: str
+    keys: dict[str, dict[str, Any]]  # snapshot key → meta.db record (backend name, parent)
+    backend: dict[str, dict[str, Any]] | None  # backend name → snapshotter record (None: unread)
+    blobs: dict[str, dict[str, Any]]  # content digest → meta.db record (size, labels)
+    images: dict[str, dict[str, Any]]  # image name → meta.db record (target)
+
+    def exists(self, key: str) -> bool:
+        """``Snapshotter.Stat(key)`` succeeds."""
+        return key in self.keys
+
+    def usage(self, key: str, dir_sizes: Mapping[str, int]) -> int | None:
+        """``Snapshotter.Usage(key)``: the size recorded at commit, 0 for a view, the live
+        (estimated) usage of an active snapshot's folder; 0 when the key is unknown (the
+        daemon ignores NotFound); ``None`` when it cannot be known offline."""
+        meta = self.keys.get(key)
+        if meta is None:
+            return 0
+        if self.backend is None:
+            return None
+        rec = self.backend.get(meta.get("name") or "")
+        if rec is None:
+            return 0
+        kind = rec.get("kind")
+        if kind == "committed":
+            return int(rec.get("size") or 0)
+        if kind == "view":
+            return 0
+        return dir_sizes.get(str(rec.get("id")))
+
+    def blob_bytes(self, digest: str) -> int:
+        """``ContentStore.Info(blob).Size`` plus its compression variants (``walkBlobVariantsOnly``:
+        every blob reachable through ``containerd.io/gc.ref.content.blob-*`` labels that is in
+        the store and has a ``buildkit.io/blob/mediatype`` label); 0 without the blob."""
+        added: set[str] = set()
+        total = 0
+        first = self.blobs.get(digest)
+        if first is not None:
+            total += int(first.get("size") or 0)
+            added.add(digest)
+        visited: set[str] = set()
+        todo = [digest]
+        while todo:
+            cur = todo.pop()
+            if cur in visited:
+                continue
+            visited.add(cur)
+            info = self.blobs.get(cur)
+            if info is None:
+                continue
+            for k, v in sorted((info.get("labels") or {}).items()):
+                if not k.startswith(BLOB_VARIANT_LABEL) or v == cur or not v.startswith("sha256:"):
+                    continue
+                var = self.blobs.get(v)
+                if var is not None and BLOB_MEDIA_TYPE_LABEL in (var.get("labels") or {}) \
+                        and v not in added:
+                    total += int(var.get("size") or 0)
+                    added.add(v)
+                todo.append(v)
+        return total
+
+
+def _worker(view: RootView) -> tuple[str, "_Containerd | None"]:
+    """Which worker database the daemon reads: the containerd worker's
+    (``buildkit/containerd-<sn>/metadata_v2.db``) when the root used the containerd image
+    store, else the graphdriver worker's ``buildkit/metadata_v2.db``."""
+    from analyzer.formats.containerd_db import SNAPSHOTTERS
+
+    present = [sn for sn in SNAPSHOTTERS if view.read(WORKER_DB.format(sn)) is not None]
+    if not present:
+        return METADATA_DB, None
+    cd = _read_containerd(view, present)
+    if cd is None and view.read(METADATA_DB) is not None:
+        return METADATA_DB, None  # a graphdriver daemon (the containerd worker db is a leftover)
+    sn = cd.snapshotter if cd is not None else present[0]
+    return WORKER_DB.format(sn), cd
+
+
+def _read_containerd(view: RootView, present: list[str]) -> "_Containerd | None":
+    """The moby namespace of the containerd root in the view, when its snapshots (for one
+    of the ``present`` worker snapshotters) say the root used the containerd image store."""
+    from analyzer.formats import containerd_db as cdb
+    from analyzer.parsers import containerd as cparse
+
+    for root in (cparse.EXTERNAL, cparse.MANAGED):  # an external root is only mounted when used
+        data = view.read(f"{root}/{cparse.META_DB}")
+        if data is None:
+            continue
+        try:
+            meta = cdb.read_meta_db(data, cparse.NAMESPACE)
+        except BboltFormatError:
+            continue  # reported by the containerd store reader
+        used = [sn for sn in present if meta.snapshots.get(sn)]
+        if not used and not meta.images:
+            continue
+        sn = max(used, key=lambda n: len(meta.snapshots[n])) if used else present[0]
+        backend: dict[str, dict[str, Any]] | None = None
+        sdata = view.read(f"{cparse.snapshotter_dir(root, sn)}/metadata.db")
+        if sdata is not None:
+            try:
+                backend = cdb.read_snapshotter_db(sdata)
+            except BboltFormatError:
+                backend = None
+        return _Containerd(root=root, snapshotter=sn, keys=meta.snapshots.get(sn, {}),
+                           backend=backend, blobs=meta.blobs, images=meta.images)
+    return None
+
+
+def _parents(rec: _Record) -> tuple[str, list[str]]:
+    """(kind, parent ids) of a record (``cacheRecord.kind`` / ``parentsOf``)."""
+    parent = rec.string(KEY_PARENT)
+    if parent:
+        return "layer", [parent]
+    merge = rec.values.get(KEY_MERGE_PARENTS)
+    if isinstance(merge, list) and all(isinstance(m, str) for m in merge) and merge:
+        return "merge", list(merge)
+    lower, upper = rec.string(KEY_LOWER_DIFF_PARENT), rec.string(KEY_UPPER_DIFF_PARENT)
+    if lower or upper:
+        return "diff", [p for p in (lower, upper) if p]
+    return "base", []
+
+
+def _load_containerd(records: Mapping[str, _Record], cd: "_Containerd | None"
+                     ) -> tuple[dict[str, bool], set[str]]:
+    """Which records BuildKit 0.13's ``init``/``getRecord`` keeps, and the twins whose
+    mutable record is gone but whose own snapshot exists (they become plain records)."""
+    state: dict[str, bool] = {}
+    orphan_twins: set[str] = set()
+
+    def load(rid: str, depth: int) -> bool:
+        if rid in state:
+            return state[rid]
+        rec = records.get(rid)
+        if rec is None or depth > MAX_PARENT_DEPTH:
+            return False
+        state[rid] = False  # provisional: a cycle never loads
+        kind, parents = _parents(rec)
+        ok = all(load(p, depth + 1) for p in parents)
+        mutable_id = rec.string(KEY_EQUAL_MUTABLE)
+        if ok and mutable_id:
+            if load(mutable_id, depth + 1):
+                state[rid] = True
+                return True
+            if cd is not None and not cd.exists(rec.string(KEY_SNAPSHOT) or rid):
+                return False  # neither the mutable record nor this one's snapshot exists
+            orphan_twins.add(rid)  # equalMutable is cleared; a plain immutable record
+        if ok and rec.flag(KEY_DELETED):
+            ok = False
+        mutable = not rec.flag(KEY_COMMITTED) and kind not in ("merge", "diff")
+        if ok and mutable and cd is not None and not cd.exists(rid):
+            ok = False  # a mutable record's snapshot must exist (keyed by the record id)
+        state[rid] = ok
+        return ok
+
+    for rid in sorted(records):
+        load(rid, 0)
+    return state, {t for t in orphan_twins if state.get(t)}
+
+
+def _image_layer_keys(view: RootView, cd: "_Containerd | None") -> set[str]:
+    """BuildKit's ``imagerefchecker``: for every image of the moby namespace (in name order),
+    the concatenated layer blob digests of each manifest reachable from its target. An
+    unknown media type or an unparsable document stops the walk (later images are not
+    registered); a blob missing from the content store is skipped."""
+    from analyzer.parsers import containerd as cparse
+
+    keys: set[str] = set()
+    if cd is None:
+        return keys
+
+    def dispatch(digest: Any, media_type: Any, depth: int) -> bool:
+        if depth > 16:
+            return True
+        if media_type not in cparse.MANIFEST_TYPES + cparse.INDEX_TYPES:
+            return False
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            return True
+        data = view.read(f"{cd.root}/{cparse.BLOBS}/{digest[7:]}")
+        if data is None:
+            return True
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False
+        if not isinstance(doc, dict):
+            return False
+        if media_type in cparse.MANIFEST_TYPES:
+            layers = doc.get("layers") or []
+            if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+                return False
+            key = "".join(str(x.get("digest") or "") for x in layers)
+            if key:
+                keys.add(key)
+            return True
+        children = doc.get("manifests") or []
+        if not isinstance(children, list) or not all(isinstance(x, dict) for x in children):
+            return False
+        return all(dispatch(c.get("digest"), c.get("mediaType"), depth + 1) for c in children)
+
+    for name in sorted(cd.images):
+        img = cd.images[name]
+        if not dispatch(img.get("digest"), img.get("media_type"), 0):
+            break
+    return keys
+
+
+def _parse_containerd(view: RootView, rel: str, cd: "_Containerd | None",
+                      dir_sizes: Mapping[str, int]) -> list[dict[str, Any]]:
+    """``build_cache`` rows of the containerd worker (BuildKit 0.13, dockerd 26)."""
+    records = _read_records(view, rel)
+    if not records:
+        return []
+    loaded, orphan_twins = _load_containerd(records, cd)
+    twin_of: dict[str, str] = {}
+    for rid in sorted(records):
+        target = records[rid].string(KEY_EQUAL_MUTABLE)
+        if target and loaded.get(rid) and rid not in orphan_twins:
+            twin_of[target] = rid
+
+    def resolve(pid: str) -> str:  # cm.get of a mutable record hands out its twin
+        return twin_of.get(pid, pid)
+
+    rows: dict[str, dict[str, Any]] = {}
+    chains: dict[str, list[str]] = {}
+
+    def chain_of(rid: str, depth: int = 0) -> list[str]:
+        """``layerDigestChain``: the blob digests from the base layer up."""
+        if rid in chains:
+            return chains[rid]
+        rec = records.get(rid)
+        if rec is None or depth > MAX_PARENT_DEPTH:
+            return []
+        chains[rid] = []  # a cycle ends here
+        kind, parents = _parents(rec)
+        parents = [resolve(p) for p in parents]
+        blob = rec.string(KEY_BLOB)
+        if kind == "merge":
+            out = [d for p in parents for d in chain_of(p, depth + 1)]
+        elif kind == "diff":
+            upper = resolve(rec.string(KEY_UPPER_DIFF_PARENT))
+            out = chain_of(upper, depth + 1) if not blob and rec.string(
+                KEY_UPPER_DIFF_PARENT) else [blob]
+        elif kind == "layer":
+            out = chain_of(parents[0], depth + 1) + [blob]
+        else:
+            out = [blob]
+        chains[rid] = out
+        return out
+
+    for rid in sorted(records):
+        rec = records[rid]
+        equal_mutable = (rec.string(KEY_EQUAL_MUTABLE) or None) if rid not in orphan_twins \
+            else None
+        kind, parents = _parents(rec)
+        mutable = not equal_mutable and not rec.flag(KEY_COMMITTED) and \
+            kind not in ("merge", "diff")
+        size, source = _size_containerd(rec, records, twin_of, cd, dir_sizes, mutable)
+        usage = rec.integer(KEY_USAGE_COUNT)
+        created_ns = rec.integer(KEY_CREATED_AT)
+        last_ns = rec.integer(KEY_LAST_USED_AT)
+        rows[rid] = {
+            "cache_id": rid,
+            "parent_id": PARENT_SEP.join(resolve(p) for p in parents) or None,
+            "record_type": rec.string(KEY_RECORD_TYPE) or DEFAULT_TYPE,
+            "description": rec.string(KEY_DESCRIPTION),
+            "mutable": mutable, "equal_mutable": equal_mutable,
+            "deleted": rec.flag(KEY_DELETED),
+            "listed": bool(loaded.get(rid)) and not equal_mutable,
+            "shared": False, "size_bytes": size, "size_source": source,
+            "created_at": _ts(created_ns), "created_raw": rec.raw.get(KEY_CREATED_AT),
+            "last_used_at": _ts(last_ns) if usage is not None and last_ns else None,
+            "last_used_raw": rec.raw.get(KEY_LAST_USED_AT),
+            "usage_count": usage,
+            "snapshot_id": rec.string(KEY_SNAPSHOT) or rid,
+            "chain_id": rec.string("cache.chainID") or None,
+        }
+    # markShared: a listed record whose blob chain is exactly an image manifest's layer
+    # list is shared, and so are all its listed ancestors
+    image_keys = _image_layer_keys(view, cd)
+    listed = {rid: r for rid, r in rows.items() if r["listed"]}
+    for rid in sorted(listed):
+        if listed[rid]["shared"] or "".join(chain_of(rid)) not in image_keys:
+            continue
+        todo = [rid]
+        seen: set[str] = set()
+        while todo:
+            cur = todo.pop()
+            if cur in seen or cur not in listed:
+                continue
+            seen.add(cur)
+            listed[cur]["shared"] = True
+            todo.extend((listed[cur]["parent_id"] or "").split(PARENT_SEP))
+    return list(rows.values())
+
+
+def _size_containerd(rec: _Record, records: Mapping[str, _Record], twin_of: Mapping[str, str],
+                     cd: "_Containerd | None", dir_sizes: Mapping[str, int], mutable: bool
+                     ) -> tuple[int | None, str | None]:
+    """The size ``DiskUsage`` reports in the containerd worker.
+
+    ``snapshot.size`` when recorded; else ``cacheRecord.size``: the usage of the
+    record's snapshot (of its mutable record's for a twin; none for blob-only records)
+    plus the content-store size of its blob and the blob's compression variants. A
+    mutable record is sized through its twin (``cm.get`` hands the twin out), or, without
+    one, through the record the daemon would commit (the same snapshot, no blob).
+    """
+    own = rec.integer(KEY_SIZE)
+    if own is not None and own != -1:
+        return own, "record"
+    sized = rec
+    if mutable:
+        twin = twin_of.get(rec.rid)
+        if twin is not None:
+            sized = records[twin]
+            tsize = sized.integer(KEY_SIZE)
+            if tsize is not None and tsize != -1:
+                return tsize, "twin"
+    if cd is None:
+        return None, None
+    mutable_id = sized.string(KEY_EQUAL_MUTABLE)
+    key_rec = records.get(mutable_id, sized) if mutable_id else sized
+    total = 0
+    if not sized.flag(KEY_BLOB_ONLY):
+        usage = cd.usage(key_rec.string(KEY_SNAPSHOT) or key_rec.rid, dir_sizes)
+        if usage is None:
+            return None, None
+        total += usage
+    blob = sized.string(KEY_BLOB)
+    if blob:
+        total += cd.blob_bytes(blob)
+    return total, "snapshot" if not sized.flag(KEY_BLOB_ONLY) else "blob-only"
 
 
 def _ts(ns: int | None) -> Any:

@@ -43,7 +43,27 @@ COLORS = {
     "shared": "#0072B2", "unique": "#E69F00", "unused": "#999999", "containers": "#009E73",
     "volumes": "#56B4E9", "logs": "#CC79A7", "build_cache": "#F0E442", "orphans": "#D55E00",
     "wasted": "#D55E00", "image": "#333333", "more": "#777777",
+    "init": "#8FD3B6", "snapshots": "#BBBBBB", "blobs": "#4B3F72",
 }
+#: where a containerd root keeps its snapshots and its blobs (files-table path parts)
+SNAPSHOTTER_MARK = "io.containerd.snapshotter.v1."
+CONTENT_BLOBS = "io.containerd.content.v1.content/blobs/"
+#: layer_dirs roles that have their own row in the breakdown
+_OWN_ROWS = ("image-layer", "container-rw", "container-init", "orphan")
+
+
+def containerd_store(snap: Any) -> bool:
+    """True when the image store the daemon used is containerd's (image layers are
+    snapshots of a containerd snapshotter)."""
+    dirs = snap.layer_dirs
+    if dirs.empty:
+        return str(snap.meta.get("image_store") or "") == "containerd"
+    roles = dirs["role"].astype("string") if "role" in dirs else None
+    paths = dirs["content_path"].astype("string")
+    hit = paths.str.contains(SNAPSHOTTER_MARK, regex=False).fillna(False)
+    if roles is not None:
+        hit &= (roles == "image-layer").fillna(False)
+    return bool(hit.any())
 
 _RC = {"svg.fonttype": "none", "font.size": 9, "font.family": "sans-serif",
        "axes.spines.top": False, "axes.spines.right": False}
@@ -124,7 +144,11 @@ def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None,
     than one listed image; images shared + unique = ``LayersSize`` of
     ``GET /system/df``); RW layers and volumes as the daemon counts them; logs,
     orphans from :func:`~analyzer.analyses.storage.orphans_and_growth`; build cache
-    = ``BuilderSize``. Reclaimable: layers no container's image uses, stopped
+    = the sum of the listed records (``BuilderSize`` at API 1.41). In the containerd store ``LayersSize`` is the usage of every
+    snapshot, so two more rows make the layer rows add up to it again: the containers'
+    ``-init`` snapshots and the other snapshots (BuildKit's, parents, views); a third
+    gives the content store's blobs (compressed layers, manifests, configs), which
+    ``docker system df`` does not count. Reclaimable: layers no container's image uses, stopped
     containers' RW layers, volumes no container mounts, every log and orphan byte.
     ``layer_usage`` and ``orphans`` may be passed when already computed.
     """
@@ -141,7 +165,8 @@ def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None,
     unused_vols = int(og["unused_volumes"]["size_bytes"].fillna(0).sum())
     logs = int(og["logs"]["log_bytes"].fillna(0).sum())
     orphans = int(og["orphan_dirs"]["content_bytes"].fillna(0).sum())
-    builder = int((df_doc or {}).get("BuilderSize") or 0)
+    # API 1.45 documents carry no BuilderSize: sum the listed records like 1.41 did
+    builder = int(sum(int(r.get("Size") or 0) for r in (df_doc or {}).get("BuildCache") or []))
     in_use = lu["containers"] > 0  # layers of images some container was created from
     rows = [
         ("Images: shared layers", shared,
@@ -155,8 +180,34 @@ def storage_breakdown(snap: Any, df_doc: dict[str, Any] | None = None,
         ("Build cache", builder, builder, "build_cache"),
         ("Orphan layer directories", orphans, orphans, "orphans"),
     ]
+    if containerd_store(snap):
+        dirs = snap.layer_dirs
+        role = dirs["role"].astype("string").fillna("")
+        nbytes = pd.to_numeric(dirs["content_bytes"], errors="coerce").fillna(0).astype("int64")
+        init = int(nbytes[role == "container-init"].sum())
+        other = int(nbytes[~role.isin(_OWN_ROWS)].sum())
+        files = snap.files
+        path = files["path"].astype("string")
+        blob = (path.str.contains(CONTENT_BLOBS, regex=False).fillna(False)
+                & (files["kind"].astype("string") == "file").fillna(False)).to_numpy(bool)
+        blobs = int(pd.to_numeric(files.loc[blob, "size"], errors="coerce").fillna(0).sum())
+        stopped_init = _stopped_init_bytes(snap, og, dirs, nbytes)
+        rows[4:4] = [("Containers: init snapshots", init, stopped_init, "init"),
+                     ("Other snapshots (BuildKit, parents, views)", other, 0, "snapshots")]
+        rows.append(("Content store blobs", blobs, 0, "blobs"))
     return pd.DataFrame([{"category": r[0], "bytes": r[1], "reclaimable_bytes": r[2],
                           "color": COLORS[r[3]]} for r in rows])
+
+
+def _stopped_init_bytes(snap: Any, og: dict[str, pd.DataFrame], dirs: pd.DataFrame,
+                        nbytes: pd.Series) -> int:
+    """Bytes of the ``-init`` snapshots of stopped containers (removed with them)."""
+    stopped = set(og["stopped_containers"]["container_id"].astype(str))
+    if not stopped or "owner" not in dirs:
+        return 0
+    owner = dirs["owner"].astype("string").fillna("")
+    mask = (dirs["role"].astype("string") == "container-init").fillna(False) & owner.isin(stopped)
+    return int(nbytes[mask.to_numpy(bool)].sum())
 
 
 def storage_figure(breakdown: pd.DataFrame) -> Figure:

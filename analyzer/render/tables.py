@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.render.engine.common import Context, human_duration
+from analyzer.render.engine.common import Context, api_at_least, human_duration
 
 
 def human_size(n: float, precision: int = 3) -> str:
@@ -202,6 +202,13 @@ def info_text(doc: dict[str, Any]) -> str:
         f"Host data-root:  {m['host_data_root'] or 'unknown'}",
         f"Storage driver:  {m['driver'] or 'none'}",
         f"Image store:     {m['image_store']}",
+    ]
+    if m.get("containerd_root") is not None and not pd.isna(m.get("containerd_root")):
+        where = m.get("containerd_evidence_path")
+        lines.append(f"Containerd root: {m['containerd_root'] or '.'}" + (
+            f" in {where} (sha256 {m.get('containerd_evidence_sha256')})"
+            if isinstance(where, str) and where else ""))
+    lines += [
         f"Version hints:   {m['docker_version_hints']}",
         f"Acquired about:  {m['acquired_at']}",
         f"Tool version:    {m['tool_version']}",
@@ -229,7 +236,7 @@ def df_summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
     images, containers = doc["Images"], doc["Containers"]
     volumes, cache = doc["Volumes"], doc["BuildCache"] or []
     layers = doc["LayersSize"]
-    used = sum(i["VirtualSize"] - i["SharedSize"] for i in images if i["Containers"])
+    used = sum(i.get("VirtualSize", i["Size"]) - i["SharedSize"] for i in images if i["Containers"])
     active_c = [c for c in containers if c["State"] in ("running", "paused", "restarting")]
     c_total = sum(c.get("SizeRw", 0) for c in containers)
     c_recl = sum(c.get("SizeRw", 0) for c in containers if c not in active_c)
@@ -266,14 +273,17 @@ def system_df_table(doc: dict[str, Any]) -> str:
 
 def system_df_verbose(doc: dict[str, Any], ctx: Context) -> str:
     """``docker system df -v``."""
+    # the 26.x CLI prints the image SIZE with 3 significant digits, 20.10 with 4
+    size_precision = 3 if api_at_least(ctx.api, "1.44") else 4
     img_rows = []
     for i in doc["Images"]:
         tag = (i["RepoTags"] or ["<none>:<none>"])[0]
         repo, _, t = tag.rpartition(":")
         img_rows.append([repo or "<none>", t or "<none>", truncate_id(i["Id"]),
-                         _ago(ctx, i["Created"]), human_size(i["VirtualSize"], 4),
+                         _ago(ctx, i["Created"]), human_size(i.get("VirtualSize", i["Size"]),
+                                                             size_precision),
                          human_size(i["SharedSize"], 4),
-                         human_size(i["VirtualSize"] - i["SharedSize"], 4), str(i["Containers"])])
+                         human_size(i.get("VirtualSize", i["Size"]) - i["SharedSize"], 4), str(i["Containers"])])
     c_rows = []
     for c in doc["Containers"]:
         image = c["Image"]

@@ -44,15 +44,24 @@ CAPTURE = re.compile(
     r"|engine-id|repositories-[a-z0-9-]+|\.migration-v1-images\.json"
     rf"|graph/{HEX64}/(?:json|layersize|parent|checksum)"
     r"|devicemapper/metadata/[^/]+"
-    r"|buildkit/[a-z_0-9]+\.db"
+    r"|buildkit/(?:containerd-[a-z0-9_-]+/)?[a-z_0-9]+\.db"
+    # containerd roots (containerd image store): metadata, snapshotter index, JSON blobs
+    r"|io\.containerd\.metadata\.v1\.bolt/meta\.db"
+    r"|io\.containerd\.snapshotter\.v1\.[^/]+/metadata\.db"
+    rf"|io\.containerd\.content\.v1\.content/blobs/sha256/{HEX64}"
     r")$")
+
+#: content-store blobs: only JSON documents (indexes, manifests, configs) are kept;
+#: layer blobs (gzip, zstd or tar) and anything larger than this are only hashed
+BLOB = re.compile(rf"(?:^|/)io\.containerd\.content\.v1\.content/blobs/sha256/{HEX64}$")
+MAX_BLOB_CAPTURE = 8 << 20
 
 #: last path components that can start a capture match (cheap pre-filter)
 _NAMES = {"repositories.json", "parent", "lastUpdated", "builtLocally", "diff", "size",
           "cache-id", "descriptor.json", "mount-id", "init-id", "config.v2.json", "config.json",
           "hostconfig.json", "metadata.db", "opts.json", "local-kv.db", "link", "lower",
           "lower-id", "engine-id", "json", "layersize", "checksum",
-          ".migration-v1-images.json"}
+          ".migration-v1-images.json", "meta.db"}
 
 #: container log files (decoded while streaming, never captured)
 LOG = re.compile(
@@ -67,6 +76,16 @@ def wants_capture(path: str, name: str) -> bool:
             and "devicemapper/metadata/" not in path:
         return False
     return CAPTURE.search(path) is not None
+
+
+def capture_limit(path: str) -> int:
+    """The most bytes of this captured member to keep (larger ones are not kept)."""
+    return MAX_BLOB_CAPTURE if BLOB.search(path) else MAX_CAPTURE
+
+
+def keep_captured(path: str, data: bytes) -> bool:
+    """False for captured bytes that are not metadata after all (a layer blob)."""
+    return data.lstrip()[:1] == b"{" if BLOB.search(path) else True
 
 
 def log_container(path: str, name: str) -> str | None:
@@ -110,11 +129,45 @@ def xattrs_json(xattrs: dict[str, bytes]) -> str | None:
 
 
 class FileIndex:
-    """The member index, accumulated in Arrow batches."""
+    """The member index, accumulated in Arrow batches.
+
+    Rows come one at a time (:meth:`add`) or as whole columns (:meth:`add_columns`,
+    from the tar reader's fast path); both keep archive order. Small pieces are
+    merged into batches of about :data:`BATCH` rows.
+    """
 
     def __init__(self) -> None:
         self._batches: list[pa.RecordBatch] = []
         self._rows: dict[str, list] = {f.name: [] for f in _SCHEMA}
+        self._pending: list[pa.RecordBatch] = []  # converted pieces not yet merged
+        self._pending_rows = 0
+
+    def add_columns(self, columns: dict[str, pa.Array], sha256: list | pa.Array | None = None
+                    ) -> None:
+        """Append many rows given as columns (every schema field but ``sha256``)."""
+        self._convert_rows()
+        n = len(columns["path"])
+        sha = pa.nulls(n, pa.string()) if sha256 is None else pa.array(sha256, pa.string())
+        arrays = [columns[f.name] if f.name != "sha256" else sha for f in _SCHEMA]
+        self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=_SCHEMA))
+        self._pending_rows += n
+        if self._pending_rows >= BATCH:
+            self._merge()
+
+    def _convert_rows(self) -> None:
+        if self._rows["path"]:
+            self._pending.append(pa.RecordBatch.from_pydict(self._rows, schema=_SCHEMA))
+            self._pending_rows += len(self._rows["path"])
+            self._rows = {f.name: [] for f in _SCHEMA}
+
+    def _merge(self) -> None:
+        if len(self._pending) == 1:
+            self._batches.append(self._pending[0])
+        elif self._pending:
+            table = pa.Table.from_batches(self._pending, schema=_SCHEMA).combine_chunks()
+            self._batches.extend(table.to_batches())
+        self._pending = []
+        self._pending_rows = 0
 
     def add(self, m: Member, sha256: str | None = None) -> None:
         """Append one member."""
@@ -138,14 +191,13 @@ class FileIndex:
         r["opaque"].append(name == ".wh..wh..opq"
                            or any(m.xattrs.get(x) == b"y" for x in OPAQUE_XATTRS))
         r["sha256"].append(sha256)
-        if len(r["path"]) >= BATCH:
+        if len(r["path"]) + self._pending_rows >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         """Convert the pending rows to an Arrow batch."""
-        if self._rows["path"]:
-            self._batches.append(pa.RecordBatch.from_pydict(self._rows, schema=_SCHEMA))
-            self._rows = {f.name: [] for f in _SCHEMA}
+        self._convert_rows()
+        self._merge()
 
     def table(self) -> pa.Table:
         """All rows as one Arrow table."""

@@ -36,6 +36,9 @@ MARKERS: dict[str, re.Pattern[str]] = {
     "containerd": re.compile(r"^(?:(.*)/)?containerd/daemon/io\.containerd\.metadata\.v1\.bolt/meta\.db$"),
 }
 
+#: a containerd root (its metadata database); group 1 is the containerd root's prefix
+CONTAINERD_ROOT = re.compile(r"^(?:(.*)/)?io\.containerd\.metadata\.v1\.bolt/meta\.db$")
+
 #: a member's last path component must be one of these for any marker to match
 #: (a dict lookup per member keeps the scan cheap on millions of members)
 _NAMES = {"repositories.json", "diff", "config.v2.json", "config.json", "hostconfig.json",
@@ -60,6 +63,7 @@ class RootFinder:
 
     def __init__(self) -> None:
         self._hits: dict[str, set[str]] = defaultdict(set)
+        self._containerd: set[str] = set()
 
     def observe(self, path: str, name: str) -> None:
         """Offer one member path (and its last component) to the finder."""
@@ -69,6 +73,14 @@ class RootFinder:
             m = pattern.match(path)
             if m:
                 self._hits[m.group(1) or ""].add(marker)
+        if name == "meta.db":
+            m = CONTAINERD_ROOT.match(path)
+            if m:
+                self._containerd.add(m.group(1) or "")
+
+    def containerd_roots(self) -> list[str]:
+        """Prefixes of every containerd root (``io.containerd.*`` folders) met, sorted."""
+        return sorted(self._containerd)
 
     def candidates(self) -> list[RootCandidate]:
         """Data-roots, strongest first. A prefix needs two marker kinds, or one

@@ -161,3 +161,56 @@ def test_cat_through_case_folder(tmp_path: Path) -> None:
     err = io.StringIO()
     assert main(["cat", case, "intruder", "/etc/passwd", "-q"], io.StringIO(), err) == 3
     assert "no longer there" in err.getvalue()
+
+
+# --- the containerd image store ------------------------------------------------------------------
+
+CONTAINERD_SAMPLES = [n for n in ("containerd", "containerd-system")
+                      if os.path.isfile(sample_path(n))]
+
+
+@pytest.mark.parametrize("name", CONTAINERD_SAMPLES)
+def test_containerd_intruder_passwd(name: str, tmp_path: Path) -> None:
+    """``files``/``cat`` of the intruder's /etc/passwd on the containerd store: the RW
+    snapshot's copy (with the appended ``toor`` line), bytes straight from the evidence that
+    holds the containerd root, hashing to the index's sha256."""
+    import hashlib
+
+    import zstandard
+
+    from analyzer.model.evidence import locate
+    from tests.conftest import sample_args
+
+    snap = sample_snapshot(name)
+    view = merged_tree(snap, "intruder").set_index("path")
+    row = view.loc["/etc/passwd"]
+    assert row["layer"] == "rw" and "/io.containerd.snapshotter.v1.overlayfs/snapshots/" in \
+        row["member_path"]
+    assert "/etc/group" not in view.index and "/tmp/.x/miner" in view.index
+    sink = io.BytesIO()
+    assert cat_file(snap, "intruder", "/etc/passwd", sink) is None
+    data = sink.getvalue()
+    assert data.endswith(INTRUDER_LINE)
+    assert hashlib.sha256(data).hexdigest() == row["sha256"] and len(data) == row["size"]
+    # the same bytes as the member of the evidence file that holds it (a second archive
+    # for a system containerd)
+    evidence, member = locate(snap.meta, row["member_path"])
+    with open(evidence, "rb") as raw:
+        import tarfile
+
+        with tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(raw),
+                          mode="r|") as tf:
+            got = next(tf.extractfile(m).read() for m in tf  # type: ignore[union-attr]
+                       if m.name == member)
+    assert got == data
+    # the CLI
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["files", *sample_args(name), "intruder", "/etc/passwd", "--json", "-q"],
+                out, err) == 0, err.getvalue()
+    (rec,) = json.loads(out.getvalue())
+    assert rec["path"] == "/etc/passwd" and rec["layer"] == "rw"
+    assert rec["sha256"] == row["sha256"]
+    target = tmp_path / "passwd"
+    assert main(["cat", *sample_args(name), "intruder", "/etc/passwd", "--out", str(target),
+                 "-q"], io.StringIO(), err) == 0, err.getvalue()
+    assert target.read_bytes() == data and b"toor:x:0:0:" in data

@@ -97,3 +97,17 @@ def test_orphans_and_growth(snap) -> None:  # type: ignore[no-untyped-def]
     web = out["logs"].set_index("name").loc["web-1"]
     assert web["log_files"] == 3 and web["log_bytes"] > 16384
     assert set(out["stopped_containers"]["status"]) == {"exited", "created"}
+
+
+@pytest.mark.parametrize("name", ["overlay2", "containerd"])
+def test_graph_holds_every_build_cache_record_and_its_parents(name: str) -> None:
+    snap = sample_snapshot(name)
+    g = snap.graph
+    cache = snap.tables["build_cache"]
+    nodes = {n[len("buildcache:"):] for n, d in g.nodes(data=True) if d.get("kind") == "build_cache"}
+    assert nodes == set(cache["cache_id"])
+    parents = {(r, p) for r, ps in zip(cache["cache_id"], cache["parent_id"]) if isinstance(ps, str)
+               for p in ps.split(",")}
+    edges = {(u[len("buildcache:"):], v[len("buildcache:"):]) for u, v, k in g.edges(data="kind")
+             if k == "build_parent"}
+    assert edges == parents and parents

@@ -165,3 +165,34 @@ def test_helpers() -> None:
     assert mode_string("dir", 0o755) == "drwxr-xr-x"
     assert mode_string("symlink", 0o777) == "lrwxrwxrwx"
     assert escape_name("a|b\\c\nd") == "a\\|b\\\\c\\x0ad"
+
+
+# --- the containerd image store ------------------------------------------------------------------
+
+CONTAINERD_SAMPLES = [n for n in ("containerd", "containerd-system")
+                      if __import__("os").path.isfile(sample_path(n))]
+
+
+@pytest.mark.parametrize("name", CONTAINERD_SAMPLES)
+def test_containerd_intruder_file_events(name: str) -> None:
+    """The intruder's RW-snapshot files are in the timeline of the containerd samples, with
+    the index's times and hashes, the /etc/group whiteout as a deletion, and its start."""
+    csnap = sample_snapshot(name)
+    f = csnap.files
+    docs = [json.loads(line) for line in _render(csnap, "timesketch", logs=True).splitlines()]
+    mine = [d for d in docs if d.get("container") == "intruder"]
+    paths = {d.get("path") for d in mine if d["data_type"] == "fs:stat"}
+    assert {"/tmp/.x", "/tmp/.x/miner", "/etc/passwd", "/root/.ssh/authorized_keys"} <= paths
+    miner = [d for d in mine if d.get("path") == "/tmp/.x/miner"
+             and d["timestamp_desc"] == "Content Modification Time"]
+    assert len(miner) == 1 and miner[0]["layer"] == "rw"
+    row = f[f["path"] == miner[0]["evidence_path"]].iloc[0]
+    assert "/io.containerd.snapshotter.v1.overlayfs/snapshots/" in row["path"]
+    assert pd.Timestamp(miner[0]["datetime"]) == row["mtime"].floor("us")
+    assert miner[0]["sha256"] == row["sha256"]
+    assert any(d["timestamp_desc"] == "Start Time" for d in mine)
+    assert any(d["data_type"] == "docker:container:log:entry" and "wget" in d["message"]
+               for d in mine)
+    names = [line[1] for line in _body_lines(_render(csnap, "bodyfile"))]
+    assert MINER in names
+    assert "[container:intruder] /etc/group (deleted, whiteout)" in names

@@ -21,7 +21,7 @@ from analyzer.analyses.triage import RULES, load_rules, run_rules
 from analyzer.analyses.triage.engine import SEVERITIES, severity_rank
 from analyzer.model import schema
 from analyzer.model.snapshot import Snapshot
-from tests.conftest import sample_path, sample_snapshot
+from tests.conftest import SAMPLES, sample_path, sample_snapshot
 
 BENIGN = ("web-1", "exited-0", "exited-1", "created-only", "net-user", "vol-user", "paused",
           "local-log", "web-gz")
@@ -313,3 +313,51 @@ def test_rw_changes_equal_the_daemons(name: str) -> None:
         got = sorted((ch.path, ch.kind) for ch in ctx.changes(c.id))
         want = sorted((d["Path"], d["Kind"]) for d in truth.json(f"changes-{c.name}.json") or [])
         assert got == want, c.name
+
+
+# --- the containerd image store ------------------------------------------------------------------
+
+CONTAINERD_SAMPLES = [n for n in ("containerd", "containerd-system")
+                      if (SAMPLES / n / "docker-root.tar.zst").is_file()]
+
+
+def _serious(found, name: str) -> set[tuple[str, str, Any]]:  # type: ignore[no-untyped-def]
+    return {(f.rule, f.severity, f.evidence.get("path")) for f in _on(found, name)
+            if severity_rank(f.severity) >= severity_rank("high")}
+
+
+@pytest.mark.parametrize("name", CONTAINERD_SAMPLES)
+def test_containerd_intruder_matches_overlay2(  # type: ignore[no-untyped-def]
+        name: str, found) -> None:
+    """The same intrusion recipe on the containerd image store raises the same critical and
+    high findings on ``intruder`` as on the overlay2 sample (RW layer = a snapshot)."""
+    errors: list[str] = []
+    c8d = run_rules(sample_snapshot(name), errors=errors)
+    assert errors == []
+    want = _serious(found, "intruder")
+    assert want and _serious(c8d, "intruder") == want
+    miner = _has(c8d, "intruder", "DRA-RW-001", "/tmp/.x/miner", "T1105")
+    assert miner.severity == "critical"
+    for benign in ("web-1", "exited-0"):
+        assert not any(severity_rank(f.severity) >= severity_rank("high")
+                       for f in _on(c8d, benign)), benign
+
+
+@pytest.mark.parametrize("name", CONTAINERD_SAMPLES)
+def test_containerd_yara_scans_snapshots(  # type: ignore[no-untyped-def]
+        name: str, tmp_path) -> None:
+    """--yara reads the RW snapshots wherever the containerd root is (inside the data-root, or
+    a second evidence mounted as @containerd)."""
+    pytest.importorskip("yara")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "loop.yar").write_text('rule busy_loop { meta: severity = "critical" attack = '
+                                    '"T1496" strings: $a = "while :; do :; done" condition: $a }')
+    notes: list[str] = []
+    found = run_rules(sample_snapshot(name), yara_dir=str(rules), evidence=sample_path(name),
+                      only=["DRA-NONE"], notes=notes)
+    hits = [f for f in found if f.rule == "DRA-YARA-001"]
+    assert [(f.object["name"], f.evidence["path"], f.severity, f.attack) for f in hits] == [
+        ("intruder", "/tmp/.x/miner", "critical", ["T1496"])]
+    assert hits[0].evidence["member"].endswith("/fs/tmp/.x/miner")
+    assert not any("WARNING" in n for n in notes), notes

@@ -10,6 +10,7 @@ backend; the CLI exits 1 on it, 0 on clean roots, 2 for a case whose evidence is
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -24,10 +25,12 @@ import zstandard
 
 import analyzer
 from analyzer.analyses.verify import VerifyResults, render_text, verify
+from analyzer.model.evidence import locate
 from analyzer.cli.main import main
 from analyzer.errors import UsageError
 from analyzer.formats import tarsplit
-from tests.conftest import PEERS, SAMPLE_NAMES, SAMPLES, sample_path, sample_snapshot
+from tests.conftest import (PEERS, SAMPLE_NAMES, SAMPLES, sample_args, sample_containerd,
+                            sample_path, sample_snapshot)
 
 TAMPERED = SAMPLES / "overlay2-tampered"
 TAMPERED_TAR = TAMPERED / "docker-root.tar.zst"
@@ -49,6 +52,14 @@ def found(results: VerifyResults) -> set[tuple[str, str, str]]:
 
 
 def assert_clean(results: VerifyResults, snap: Any, rebuilt: bool = True) -> None:
+    if snap.meta.get("image_store") == "containerd":  # no tar-split: blobs and snapshots
+        assert results.blobs and not results.tampered_blobs
+        for lr in results.layers:
+            assert lr.status == "ok", (lr.chain_id, lr.reason, lr.problems[:5])
+            assert (lr.blob_check, lr.diff_id_check) == ("match", "match"), lr.chain_id
+        assert all(b.diff_id_check == "match" for b in results.blobs if b.kind == "layer")
+        assert results.exit_status == 0
+        return
     with_split = set(snap.layers.loc[snap.layers["has_tar_split"], "chain_id"])
     assert with_split, "the root has layers with a tar-split"
     for lr in results.layers:
@@ -235,3 +246,141 @@ def test_cli_case_folder_uses_and_needs_its_evidence(tmp_path: Path) -> None:
     assert "no longer there" in err
     status, _out, err = run("verify", str(tmp_path / "nope.tar"), "-q")
     assert status == 2
+
+
+# --- the containerd image store -----------------------------------------------------------------
+
+CONTAINERD_SAMPLES = [n for n in SAMPLE_NAMES if n.startswith("containerd")]
+
+
+def _copy_archive(src: str, dst: Path, edit: Any) -> None:
+    """Copy a .tar.zst to a plain tar, ``edit(member, payload)`` giving the members to write."""
+    with open(src, "rb") as raw:
+        data = zstandard.ZstdDecompressor().stream_reader(raw).read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tin, \
+            tarfile.open(dst, mode="w", format=tarfile.PAX_FORMAT) as tout:
+        for m in tin:
+            payload = tin.extractfile(m).read() if m.isreg() else None  # type: ignore[union-attr]
+            for m2, p2 in edit(m, payload):
+                if p2 is not None:
+                    m2.size = len(p2)
+                tout.addfile(m2, io.BytesIO(p2) if p2 is not None else None)
+
+
+def _flip(data: bytes, at: int = 0) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
+
+
+def _layer_of(snap: Any, inner: str) -> tuple[Any, str]:
+    """(layers row, snapshot folder) of the image layer whose snapshot holds ``inner``."""
+    dirs = snap.tables["layer_dirs"]
+    files = set(snap.tables["files"]["path"])
+    for row in snap.layers.sort_values("chain_id").itertuples():
+        folder = dirs.loc[dirs["dir_id"] == row.cache_id, "content_path"].iloc[0]
+        if f"{folder}/{inner}" in files:
+            return row, folder
+    raise AssertionError(inner)
+
+
+@pytest.fixture(scope="module", params=CONTAINERD_SAMPLES)
+def c8d_tampered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[str, Any, VerifyResults, set[tuple[str, str, str]], str]:
+    """A copy of a containerd sample with four snapshot edits and one rewritten layer blob."""
+    name = request.param
+    snap = sample_snapshot(name)
+    meta = snap.meta
+    run_sh, run_dir = _layer_of(snap, "app/run.sh")
+    secret, secret_dir = _layer_of(snap, "app/secret.txt")
+    hello, hello_dir = _layer_of(snap, "srv/hello.txt")
+    index, _index_dir = _layer_of(snap, "app/www/index.html")
+    croot_rel = index.blob_digest and run_dir.split("/io.containerd.snapshotter.v1.")[0]
+    blob_rel = f"{croot_rel}/io.containerd.content.v1.content/blobs/sha256/{index.blob_digest[7:]}"
+    evidence, blob_member = locate(meta, blob_rel)
+    targets = {locate(meta, f"{run_dir}/app/run.sh")[1]: "content",
+               locate(meta, f"{secret_dir}/app/secret.txt")[1]: "mode",
+               locate(meta, f"{hello_dir}/srv/hello.txt")[1]: "add", blob_member: "blob"}
+    new_blob: dict[str, bytes] = {}
+
+    def edit(m: tarfile.TarInfo, payload: bytes | None) -> list[tuple[tarfile.TarInfo, Any]]:
+        what = targets.get(m.name)
+        if what == "content":
+            return [(m, _flip(payload or b""))]
+        if what == "mode":
+            m.mode |= 0o4000
+            return [(m, payload)]
+        if what == "add":
+            extra = tarfile.TarInfo(m.name.rsplit("/srv/", 1)[0] + "/planted.sh")
+            extra.mode, extra.mtime = 0o755, m.mtime
+            return [(m, payload), (extra, b"#!/bin/sh\nid\n")]
+        if what == "blob":  # one byte of index.html inside the layer tar, recompressed
+            tar = gzip.decompress(payload or b"")
+            with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+                info = tf.getmember("app/www/index.html")
+            new_blob["bytes"] = gzip.compress(_flip(tar, info.offset_data), mtime=0)
+            return [(m, new_blob["bytes"])]
+        return [(m, payload)]
+
+    tmp = tmp_path_factory.mktemp(f"{name}-tampered")
+    out = tmp / os.path.basename(evidence).removesuffix(".zst")
+    _copy_archive(evidence, out, edit)
+    assert len(new_blob) == 1
+    main, croot = sample_path(name), sample_containerd(name)
+    if croot is None:
+        main = str(out)
+    else:
+        croot = str(out)
+    tsnap = analyzer.open_snapshot(main, containerd=croot)
+    expected = {(run_sh.chain_id, "app/run.sh", "content"),
+                (secret.chain_id, "app/secret.txt", "mode"),
+                (hello.chain_id, "planted.sh", "added"),
+                (index.chain_id, "", "blob"), (index.chain_id, "", "diff_id"),
+                (index.chain_id, "app/www/index.html", "content")}
+    return main, tsnap, verify(main, tsnap), expected, index.blob_digest
+
+
+def test_containerd_tampering_is_reported_exactly(
+        c8d_tampered: tuple[str, Any, VerifyResults, set[tuple[str, str, str]], str]) -> None:
+    _main, _snap, results, expected, blob = c8d_tampered
+    assert found(results) == expected
+    touched = {chain for chain, _p, _k in expected}
+    for lr in results.layers:
+        assert lr.status == ("tampered" if lr.chain_id in touched else "ok"), lr.chain_id
+    rewritten = {chain for chain, _p, kind in expected if kind == "blob"}
+    for lr in results.layers:
+        if lr.chain_id in rewritten:  # the rewritten blob: digest and diff id fail
+            assert (lr.blob_check, lr.diff_id_check) == ("mismatch", "mismatch")
+        else:  # snapshot edits: the blob still proves the layer tar
+            assert (lr.blob_check, lr.diff_id_check) == ("match", "match"), lr.chain_id
+    bad = results.tampered_blobs
+    assert [b.digest for b in bad] == [blob]
+    kinds = {p.kind for p in bad[0].problems}
+    assert {"digest", "diff_id"} <= kinds <= {"digest", "diff_id", "size"}
+    assert bad[0].kind == "layer" and bad[0].compression == "gzip"
+    assert results.exit_status == 1
+    text = render_text(results)
+    assert f"blob {blob[:19]} (layer): TAMPERED" in text and "app/run.sh" in text
+
+
+def test_containerd_cli(c8d_tampered: tuple[str, Any, VerifyResults, set[tuple[str, str, str]],
+                                            str]) -> None:
+    main, snap, _results, expected, _blob = c8d_tampered
+    extra = snap.meta.get("containerd_evidence_path")
+    status, out, _err = run("verify", main, *(["--containerd", extra] if extra else []),
+                            "--json", "-q")
+    assert status == 1
+    doc = json.loads(out)
+    assert {(lr["chain_id"], p["path"], p["kind"]) for lr in doc["layers"]
+            for p in lr["problems"]} == expected
+    assert doc["blob_summary"]["tampered"] == 1
+    assert doc["image_store"] == "containerd"
+    assert (doc["containerd_evidence_sha256"] is not None) == bool(extra)
+
+
+@pytest.mark.parametrize("name", CONTAINERD_SAMPLES)
+def test_containerd_clean_cli_and_counts(name: str) -> None:
+    status, out, _err = run("verify", *sample_args(name), "-q")
+    assert status == 0
+    snap = sample_snapshot(name)
+    n = len(snap.layers)
+    assert out.rstrip().endswith(f"{n} ok, 0 tampered, 0 unverifiable (of {n} image layers)")
+    assert " 0 tampered, 0 missing (of " in out

@@ -155,6 +155,20 @@ def test_case_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert len(json.loads(out)) == 13
 
 
+def test_case_from_other_code_or_schema_is_not_reused(tmp_path: Path) -> None:
+    """A case folder written by other parser code or with other columns is read again."""
+    from analyzer import case as casemod
+
+    target = str(tmp_path / "case")
+    assert run("ingest", SAMPLE, "--case", target, "-q")[0] == 0
+    assert casemod.usable_case(target, None)
+    path = Path(target) / "manifest.json"
+    good = json.loads(path.read_text())
+    for key in ("code", "schema"):
+        path.write_text(json.dumps({**good, key: "0" * 16}))
+        assert not casemod.usable_case(target, None), key
+
+
 def test_missing_file_is_a_clean_usage_error() -> None:
     status, out, err = run("ps", "/nonexistent/evidence.tar")
     assert status == 2 and out == ""

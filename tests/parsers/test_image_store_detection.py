@@ -44,7 +44,7 @@ def test_containerd_store_is_detected_and_explained(tmp_path: Path) -> None:
     })
     snap = analyzer.open_snapshot(path)
     assert snap.meta["image_store"] == "containerd"
-    issue = snap.issues[snap.issues["code"] == "store.containerd"]
+    issue = snap.issues[snap.issues["code"] == "store.containerd_missing"]
     assert len(issue) == 1
     message = issue["message"].iloc[0]
     assert "containerd image store" in message and "/var/lib/containerd" in message
@@ -59,4 +59,4 @@ def test_graphdriver_root_with_a_daemon_managed_containerd_is_not_flagged(tmp_pa
     })
     snap = analyzer.open_snapshot(path)
     assert snap.meta["image_store"] == "graphdriver"
-    assert "store.containerd" not in set(snap.issues["code"])
+    assert "store.containerd_missing" not in set(snap.issues["code"])

@@ -143,6 +143,25 @@ def test_report_structure_and_numbers(name: str) -> None:
     assert html.count(sha) >= 3 and f"docker-root analyzer {__version__}" in html
     assert os.path.basename(snap.meta["evidence_path"]) in html
     assert '"max_rows": 200' in unescape(html)
+    # which image store the root used and, for containerd, where its root and evidence are
+    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]*)</dd>", html))
+    store = snap.meta["image_store"]
+    assert facts["Image store"].startswith(f"{store}: ")
+    croot = snap.meta["containerd_root"]
+    if store == "containerd":
+        assert facts["Containerd root"].startswith(f"{croot} (")
+        other = snap.meta["containerd_evidence_path"]
+        if other:  # a second evidence: named and hashed in the summary and both provenance lines
+            assert "outside the data-root" in facts["Containerd root"]
+            assert facts["Containerd evidence path"] == other
+            assert facts["Containerd evidence"] == os.path.basename(other)
+            assert facts["Containerd evidence sha256"] == snap.meta["containerd_evidence_sha256"]
+            assert html.count(snap.meta["containerd_evidence_sha256"]) >= 3
+        else:
+            assert "inside the data-root" in facts["Containerd root"]
+            assert facts["Containerd evidence"] == "the evidence file above"
+    else:
+        assert "Containerd root" not in facts
 
     ctx = context_for(snap)
     doc = system_df(snap, ctx)
@@ -158,7 +177,21 @@ def test_report_structure_and_numbers(name: str) -> None:
         assert words[4].split(" (")[0] == row[4][0], (row, line)
     # where the bytes are: images shared + unique = LayersSize
     breakdown = {r[0][0]: int(r[1][1]) for r in p.tables["t-breakdown"]}
-    assert breakdown["Images: shared layers"] + breakdown["Images: unique layers"] == doc["LayersSize"]
+    layer_rows = breakdown["Images: shared layers"] + breakdown["Images: unique layers"]
+    if snap.meta["image_store"] == "containerd":
+        # LayersSize = usage of every snapshot: image layers, containers' RW and -init
+        # snapshots, BuildKit's and parents; the content store's blobs come on top
+        layer_rows += (breakdown["Layers no listed image uses"]
+                       + breakdown["Containers: RW layers"]
+                       + breakdown["Containers: init snapshots"]
+                       + breakdown["Other snapshots (BuildKit, parents, views)"])
+        files = snap.files
+        blobs = files[files["path"].str.contains("io.containerd.content.v1.content/blobs/sha256/",
+                                                 regex=False) & (files["kind"] == "file")]
+        assert breakdown["Content store blobs"] == int(blobs["size"].sum()) > 0
+    else:
+        assert "Content store blobs" not in breakdown
+    assert layer_rows == doc["LayersSize"]
     assert breakdown["Containers: RW layers"] == int(snap.containers["size_rw_bytes"].fillna(0).sum())
     # images: every number of image_usage
     usage = storage.image_usage(snap)
@@ -291,6 +324,23 @@ def test_report_with_layer_integrity(tmp_path: Path) -> None:
     page = target.read_text(encoding="utf-8")
     assert 'id="t-integrity"' in page and "app/www/.backdoor.sh" in page
     assert '"verify": true' in unescape(page)
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLE_NAMES if n.startswith("containerd")])
+def test_report_with_containerd_integrity(name: str) -> None:
+    from analyzer.analyses.verify import verify
+
+    snap = sample_snapshot(name)
+    results = verify(sample_path(name), snap)
+    html = render_report(snap, context_for(snap), verify_results=results)
+    n, blobs = len(results.layers), len(results.blobs)
+    assert n and blobs
+    assert "Layer integrity (image layers against their compressed blobs and unpacked " \
+           "snapshots, blobs against their digests)" in html
+    assert f"{n} image layers: {n} ok, 0 tampered, 0 unverifiable. {blobs} content-store " \
+           f"blobs: {blobs} ok, 0 tampered, 0 missing." in html
+    assert f"no image layer tampered ({n} ok, 0 unverifiable)" in html
+    assert "t-integrity" not in parse(html).tables or not parse(html).tables["t-integrity"]
 
 
 def test_report_is_deterministic() -> None:

@@ -9,7 +9,10 @@ Why a second pass: the tables hold metadata, not contents (memory grows with met
 not with content), so scanning streams the evidence once more with
 :func:`analyzer.pipeline.open_source`, reading only members under the selected folders.
 Nothing is written to disk or executed. After the pass the evidence sha256 computed while
-streaming is compared with the one recorded at ingest and a mismatch is reported.
+streaming is compared with the one recorded at ingest and a mismatch is reported. A
+containerd root outside the data-root (``@containerd/…`` in the tables, possibly a second
+evidence given with ``--containerd``) is streamed too: members are mapped to table paths
+with :mod:`analyzer.model.evidence`, one pass per evidence file.
 
 Severity and ATT&CK come from rule metadata when present (``severity`` one of
 info/low/medium/high/critical; ``attack``/``mitre_attack`` comma-separated technique
@@ -62,36 +65,65 @@ def scan_yara(ctx: Context, folder: str, *, all_layers: bool = False,
               evidence: str | None = None, notes: list[str] | None = None) -> list[Finding]:
     """Stream the evidence and match the rules of ``folder`` (see the module docstring)."""
     from analyzer.analyses.triage.locate import Locator
-    from analyzer.pipeline import open_source
 
     rules = compile_rules(folder)
     meta = ctx.snap.meta
-    path = evidence or meta.get("evidence_path")
-    if not path or not os.path.exists(str(path)):
-        raise UsageError(f"--yara needs the evidence itself; {path!r} is not available")
+    plan = _evidence_plan(meta, evidence)
     areas: tuple[str, ...] = ("container-rw", "volume")
     if all_layers:
         areas += ("image-layer", "orphan", "container-init")
     loc = Locator(ctx, areas)
-    prefix = str(meta.get("root_prefix") or "")
-    head = prefix + "/" if prefix else ""
-    source = open_source(str(path))
     out: list[Finding] = []
-    skipped = scanned = 0
+    counts = [0, 0]  # scanned, skipped
+    for path, parts in plan:
+        _scan_one(rules, loc, path, parts, out, counts, notes, meta,
+                  is_main=path == plan[0][0])
+    scanned, skipped = counts
+    if notes is not None:
+        notes.append(f"--yara: scanned {scanned} file(s) in {', '.join(areas)}"
+                     + (f"; {skipped} larger than {MAX_SCAN_BYTES} bytes skipped" if skipped
+                        else ""))
+    return out
+
+
+def _evidence_plan(meta: dict[str, Any], evidence: str | None) -> list[tuple[str, list[Any]]]:
+    """(evidence file, the parts of the tables it holds), the data-root's first."""
+    from analyzer.model.evidence import EvidencePart, evidence_parts
+
+    recorded = str(meta.get("evidence_path") or "")
+    main = evidence or recorded
+    plan: dict[str, list[Any]] = {}
+    for p in evidence_parts(meta):
+        ev = main if p.evidence in (recorded, "") else p.evidence
+        plan.setdefault(ev, []).append(EvidencePart(ev, p.prefix, p.mount))
+    for ev in plan:
+        if not ev or not os.path.exists(ev):
+            raise UsageError(f"--yara needs the evidence itself; {ev!r} is not available")
+    return list(plan.items())
+
+
+def _scan_one(rules: Any, loc: Any, path: str, parts: list[Any], out: list[Finding],
+              counts: list[int], notes: list[str] | None, meta: dict[str, Any],
+              is_main: bool) -> None:
+    """Stream one evidence file and match the rules against the selected members."""
+    from analyzer.model.evidence import relative
+    from analyzer.pipeline import open_source
+
+    source = open_source(str(path))
     for member, payload in source:
         if member.path is None or payload is None or member.kind != "file":
             continue
-        if head and not member.path.startswith(head):
+        rel = relative(parts, member.path)
+        if rel is None:
             continue
-        rel = member.path[len(head):]
         place = loc.place(rel)
         if place is None:
             continue
         if member.size > MAX_SCAN_BYTES:
-            skipped += 1
+            counts[1] += 1
             continue
         data = payload.read(MAX_SCAN_BYTES + 1)
-        scanned += 1
+        counts[0] += 1
         try:
             matches = rules.match(data=data, timeout=TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - yara.TimeoutError and friends
@@ -101,16 +133,12 @@ def scan_yara(ctx: Context, folder: str, *, all_layers: bool = False,
         for m in matches:
             out.append(_finding(m, place, rel, len(data)))
     if notes is not None:
-        notes.append(f"--yara: scanned {scanned} file(s) in {', '.join(areas)}"
-                     + (f"; {skipped} larger than {MAX_SCAN_BYTES} bytes skipped" if skipped
-                        else ""))
-        recorded = meta.get("evidence_sha256")
+        recorded = meta.get("evidence_sha256" if is_main else "containerd_evidence_sha256")
         got = getattr(source.info, "sha256", "")
-        if recorded and got and got != recorded and getattr(source.info, "sha256_kind",
-                                                             "bytes") == "bytes":
-            notes.append(f"--yara: WARNING: the evidence now hashes to {got}, not {recorded} "
-                         "as recorded at ingest")
-    return out
+        if isinstance(recorded, str) and recorded and got and got != recorded and getattr(
+                source.info, "sha256_kind", "bytes") == "bytes":
+            notes.append(f"--yara: WARNING: the evidence {os.path.basename(path)} now hashes "
+                         f"to {got}, not {recorded} as recorded at ingest")
 
 
 def _finding(m: Any, place: Any, member: str, size: int) -> Finding:

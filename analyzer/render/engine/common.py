@@ -34,6 +34,19 @@ class Context:
     root: str = DEFAULT_ROOT
     now_ns: int = 0
     tz_offset: int = 0
+    api: str = "1.41"
+
+
+def api_version(snap: Any) -> str:
+    """The Engine API generation the documents follow: ``1.45`` (Docker 26) for a root
+    that used the containerd image store (only Docker 24+ has it), else ``1.41``
+    (Docker 20.10). A graphdriver root says nothing reliable about its daemon's version."""
+    return "1.45" if str(snap.meta.get("image_store") or "") == "containerd" else "1.41"
+
+
+def api_at_least(api: str, version: str) -> bool:
+    """True if API ``api`` is ``version`` or newer (``"1.45"`` ≥ ``"1.44"``)."""
+    return tuple(map(int, api.split("."))) >= tuple(map(int, version.split(".")))
 
 
 def context_for(snap: Any, at: str | None = None, root: str | None = None) -> Context:
@@ -45,7 +58,7 @@ def context_for(snap: Any, at: str | None = None, root: str | None = None) -> Co
     else:
         now = snap.meta.get("acquired_at")
         now = pd.Timestamp(now) if now is not None and not pd.isna(now) else pd.Timestamp.now(tz="UTC")
-    return Context(root=host_root, now_ns=int(now.value))
+    return Context(root=host_root, now_ns=int(now.value), api=api_version(snap))
 
 
 def go_time(raw: Any) -> str:

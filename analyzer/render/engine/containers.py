@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from analyzer.errors import UsageError
-from analyzer.render.engine.common import (GO_ZERO_NS, Context, go_config, go_time,
+from analyzer.render.engine.common import (GO_ZERO_NS, Context, api_at_least, go_config, go_time,
                                            human_duration, loads, time_ns, unix_seconds)
+from analyzer.formats.containerd_db import SNAPSHOTTERS
 from analyzer.render.engine.images import _graphdriver, loaded_images
 from analyzer.render.gojson import sorted_map
 
@@ -118,11 +119,26 @@ class ContainerDocs:  # noqa: D101
         if pd.isna(row.mount_id):
             return 0, 0
         rw = -1 if pd.isna(row.size_rw_bytes) else int(row.size_rw_bytes)
+        if row.driver in SNAPSHOTTERS:  # containerd: + usage of <id>-init and its parents
+            return rw, (rw if rw >= 0 else 0) + self._snapshot_chain_usage(row)
         images = self.snap.tables["images"]
         img = images[images["image_id"] == row.image_id]
         chain = int(img["size_bytes"].iloc[0]) if len(img) and not pd.isna(
             img["size_bytes"].iloc[0]) else 0
         return rw, (chain + rw if rw >= 0 else chain)
+
+    def _snapshot_chain_usage(self, row: Any) -> int:
+        """Usage of the container's ``-init`` snapshot and all its parents (layer_dirs)."""
+        if pd.isna(row.init_id):
+            return 0
+        dirs = self.snap.tables["layer_dirs"]
+        mine = dirs[dirs["driver"].astype("string") == row.driver].set_index("dir_id")
+        if row.init_id not in mine.index:
+            return 0
+        init = mine.loc[row.init_id]
+        ids = [row.init_id] + (str(init["lower"]).split(":") if not pd.isna(init["lower"]) else [])
+        return int(sum(int(mine.loc[i, "content_bytes"]) for i in ids
+                       if i in mine.index and not pd.isna(mine.loc[i, "content_bytes"])))
 
     def mounts(self, cid: str, inspect: bool) -> list[dict[str, Any]]:
         """The Mounts array (list and inspect share it)."""
@@ -212,6 +228,8 @@ class ContainerDocs:  # noqa: D101
             s["IPAMConfig"] = None if ipam is None else {
                 k: ipam[k] for k in ("IPv4Address", "IPv6Address") if ipam.get(k)}
             s["Links"] = s["Aliases"] = s["DriverOpts"] = None
+            if api_at_least(self.ctx.api, "1.44"):
+                s["DNSNames"] = None  # the list never carries them
             summary_nets[name] = s
         out.update({"Labels": sorted_map((cfg.get("Config") or {}).get("Labels")),
                     "State": state, "Status": status,
@@ -230,6 +248,9 @@ class ContainerDocs:  # noqa: D101
                     out[key] = h[key]
                 continue
             value = h.get(key, None if zero is _NULL else zero)
+            if key in ("KernelMemory", "KernelMemoryTCP") and not value and api_at_least(
+                    self.ctx.api, "1.42"):
+                continue  # omitempty since the fields were deprecated (API 1.42)
             if key in ("Dns", "DnsOptions", "DnsSearch") and value is None:
                 value = []
             out[key] = value
@@ -286,11 +307,12 @@ class ContainerDocs:  # noqa: D101
             out["SizeRootFs"] = rootfs
         out["Mounts"] = self.mounts(cid, inspect=True)
         out["Config"] = go_config(cfg.get("Config") or {})
-        out["NetworkSettings"] = self._network_settings(cfg.get("NetworkSettings") or {})
+        out["NetworkSettings"] = self._network_settings(cfg.get("NetworkSettings") or {},
+                                                        self.ctx.api)
         return out
 
     @staticmethod
-    def _network_settings(ns: dict[str, Any]) -> dict[str, Any]:
+    def _network_settings(ns: dict[str, Any], api: str = "1.41") -> dict[str, Any]:
         nets = ns.get("Networks") or {}
         bridge = nets.get("bridge") or {}
         full = {}
@@ -305,6 +327,8 @@ class ContainerDocs:  # noqa: D101
                 doc["IPAMConfig"] = {k: ipam[k] for k in ("IPv4Address", "IPv6Address",
                                                           "LinkLocalIPs") if ipam.get(k)}
             doc["DriverOpts"] = sorted_map(doc["DriverOpts"])
+            if api_at_least(api, "1.44"):
+                doc["DNSNames"] = ep.get("DNSNames") or None
             full[name] = doc
         ports = ns.get("Ports")
         return {

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from analyzer.render.engine import images_c8d as c8d
 from analyzer.render.engine.common import (Context, familiar, go_config, go_time, loads,
                                            normalized, unix_seconds)
 from analyzer.render.gojson import sorted_map
@@ -49,6 +50,8 @@ def _children(images: pd.DataFrame) -> dict[str, int]:
 
 def image_summaries(snap: Any, all_images: bool = True) -> list[dict[str, Any]]:
     """The ``GET /images/json`` list."""
+    if c8d.is_containerd(snap):
+        return c8d.image_summaries(snap, all_images)
     images = loaded_images(snap)
     children = _children(images)
     out = []
@@ -101,6 +104,8 @@ def store_driver(snap: Any) -> str:
 
 def image_inspect(snap: Any, ctx: Context, image: pd.Series) -> dict[str, Any]:
     """``GET /images/{id}/json`` for one image row."""
+    if c8d.is_containerd(snap):
+        return c8d.image_inspect(snap, image)
     cfg = loads(image["config_json"]) or {}
     tags, digests = _refs(snap, image["image_id"])
     history = cfg.get("history") if isinstance(cfg.get("history"), list) else []
@@ -144,6 +149,8 @@ def image_inspect(snap: Any, ctx: Context, image: pd.Series) -> dict[str, Any]:
 
 def image_history(snap: Any, image: pd.Series) -> list[dict[str, Any]]:
     """``GET /images/{id}/history`` for one image row."""
+    if c8d.is_containerd(snap):
+        return c8d.image_history(snap, image)
     hist = snap.tables["image_history"]
     rows = hist[hist["image_id"] == image["image_id"]].sort_values("step")
     out: list[dict[str, Any]] = []

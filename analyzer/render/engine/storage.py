@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.formats.timefmt import format_rfc3339nano
-from analyzer.render.engine.common import Context, go_time, loads
+from analyzer.render.engine.common import Context, api_at_least, api_version, go_time, loads
 from analyzer.render.gojson import sorted_map
 
 
@@ -28,12 +28,13 @@ def volume_docs(snap: Any, ctx: Context) -> list[dict[str, Any]]:
     dirs = set(files[(files["kind"] == "dir") & files["path"].str.fullmatch(r"volumes/[^/]+")]
                ["path"].str.slice(len("volumes/")))
     # 20.10 reports the ctime of _data (23.0+ of the volume folder), in whole seconds
-    ctimes = _ctimes(snap, [f"volumes/{n}/_data" for n in dirs])
+    sub = "" if api_at_least(ctx.api, "1.42") else "/_data"
+    ctimes = _ctimes(snap, [f"volumes/{n}{sub}" for n in dirs])
     out = []
     for row in vols.sort_values("name").itertuples():
         if row.name not in dirs:
             continue  # the daemon purges DB entries without a folder
-        ct = ctimes.get(f"volumes/{row.name}/_data")
+        ct = ctimes.get(f"volumes/{row.name}{sub}")
         if ct is None or pd.isna(ct):
             created = "0001-01-01T00:00:00Z"
         else:
@@ -89,8 +90,12 @@ def _ipam_config(net: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def network_doc(net: dict[str, Any], containers: dict[str, Any] | None = None) -> dict[str, Any]:
+def network_doc(net: dict[str, Any], containers: dict[str, Any] | None = None,
+                api: str = "1.41") -> dict[str, Any]:
     """One NetworkResource from a stored libnetwork network object."""
+    ipam_config: list[dict[str, Any]] | None = _ipam_config(net)
+    if not ipam_config and api_at_least(api, "1.44"):
+        ipam_config = None  # Docker 26 leaves the slice nil
     generic = net.get("generic") if isinstance(net.get("generic"), dict) else {}
     options = generic.get("com.docker.network.generic") or {}
     return {
@@ -99,7 +104,7 @@ def network_doc(net: dict[str, Any], containers: dict[str, Any] | None = None) -
         "Driver": net.get("networkType") or "",
         "EnableIPv6": bool(net.get("enableIPv6")) or bool(net.get("ipamV6Info")),
         "IPAM": {"Driver": net.get("ipamType") or "default",
-                 "Options": sorted_map(net.get("ipamOptions")), "Config": _ipam_config(net)},
+                 "Options": sorted_map(net.get("ipamOptions")), "Config": ipam_config},
         "Internal": bool(net.get("internal")), "Attachable": bool(net.get("attachable")),
         "Ingress": bool(net.get("ingress")), "ConfigFrom": {"Network": net.get("configFrom") or ""},
         "ConfigOnly": bool(net.get("configOnly")),
@@ -117,6 +122,6 @@ def network_list(snap: Any) -> list[dict[str, Any]]:
         net = loads(row.config_json) or {}
         if net.get("inDelete"):
             continue
-        docs.append(network_doc(net))
+        docs.append(network_doc(net, api=api_version(snap)))
     docs.sort(key=lambda d: (d["Name"], d["Id"]))
     return docs

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.render.engine.common import Context
+from analyzer.render.engine.common import Context, api_at_least
 from analyzer.render.engine.containers import ContainerDocs
 from analyzer.analyses.storage import image_chains
 from analyzer.render.engine.images import image_summaries
+from analyzer.render.engine.images_c8d import is_containerd
 from analyzer.render.engine.storage import volume_docs
 
 
@@ -38,7 +39,13 @@ def system_df(snap: Any, ctx: Context) -> dict[str, Any]:
         img["Containers"] = int(per_image.get(img["Id"], 0))
         img["SharedSize"] = sum(sizes.get(c, 0) for c in chains.get(img["Id"], [])
                                 if refs.get(c, 0) > 1)
+        for key in ("RepoTags", "RepoDigests"):  # only /images/json turns nil into []
+            img[key] = img[key] or None
     layers_size = sum(sizes.get(c, 0) for c in refs)
+    if is_containerd(snap):  # every snapshot of dockerd's namespace, container ones included
+        dirs = snap.tables["layer_dirs"]
+        used = dirs[dirs["snapshot_key"].notna()]["content_bytes"].dropna()
+        layers_size = int(used.sum())
     docs = ContainerDocs(snap, ctx)
     volumes = []
     mounts = snap.tables["container_mounts"]
@@ -54,9 +61,13 @@ def system_df(snap: Any, ctx: Context) -> dict[str, Any]:
     try:
         from analyzer.render.engine.buildcache import build_cache_records, builder_size
 
-        cache, builder = build_cache_records(snap, tz_offset=ctx.tz_offset), builder_size(snap)
+        cache = build_cache_records(snap, tz_offset=ctx.tz_offset, api=ctx.api)
+        builder = builder_size(snap, api=ctx.api)
     except ImportError:  # build cache not read by this version
         cache, builder = None, 0
-    return {"LayersSize": layers_size, "Images": images,
-            "Containers": docs.list(all_containers=True, size=True), "Volumes": volumes,
-            "BuildCache": cache, "BuilderSize": builder}
+    doc = {"LayersSize": layers_size, "Images": images,
+           "Containers": docs.list(all_containers=True, size=True), "Volumes": volumes,
+           "BuildCache": cache, "BuilderSize": builder}
+    if api_at_least(ctx.api, "1.42") and not builder:  # BuilderSize is omitempty since 1.42
+        del doc["BuilderSize"]
+    return doc

@@ -143,7 +143,7 @@ def _summary(snap: Any, parameters: dict[str, Any]) -> dict[str, Any]:
         ("Data-roots found", ", ".join(_loads(m.get("roots_found")) or []) or "none"),
         ("Host data-root", m.get("host_data_root") or "unknown"),
         ("Storage driver", m.get("driver") or "none"),
-        ("Image store", m.get("image_store")),
+        *_store_facts(m),
         ("Docker version hints", ", ".join(map(str, _loads(m.get("docker_version_hints")) or []))
          or "none"),
         ("Acquired about", m.get("acquired_at")),
@@ -168,6 +168,51 @@ def _summary(snap: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     sev = issues["severity"].astype(str).value_counts().to_dict() if len(issues) else {}
     return {"facts": [(k, "" if _na(v) else str(v)) for k, v in facts], "counts": counts,
             "issue_counts": sev, "meta": m}
+
+
+#: what each image store means, as the summary says it
+STORE_WORDS = {
+    "graphdriver": "graphdriver: images in image/{driver}/, layers in {driver}/ of the data-root",
+    "containerd": "containerd: images in containerd's meta.db and content store, layers and "
+                  "containers' RW layers as {driver} snapshots",
+    "both": "both: a graphdriver store and a containerd root are present; the daemon "
+            "used the {driver} one",
+    "none": "none: no image store found",
+}
+
+
+def _text(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _store_facts(m: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Which image store the root used and, for containerd, where its root and evidence are."""
+    from analyzer.model.evidence import evidence_parts
+
+    store = _text(m.get("image_store"))
+    driver = (_text(m.get("driver")) or "?").split(",")[0]
+    facts: list[tuple[str, Any]] = [
+        ("Image store", STORE_WORDS.get(store or "", "{store}").format(driver=driver,
+                                                                       store=store) if store
+         else None)]
+    croot = m.get("containerd_root")
+    if isinstance(croot, str):
+        outside = len(evidence_parts(m)) > 1
+        facts.append(("Containerd root", f"{croot or '(archive root)'} (" + (
+            "a system containerd outside the data-root; its files show as @containerd/…"
+            if outside else "dockerd's own containerd, inside the data-root") + ")"))
+        ev = _text(m.get("containerd_evidence_path"))
+        if ev:
+            facts += [("Containerd evidence", os.path.basename(ev)),
+                      ("Containerd evidence path", ev),
+                      ("Containerd evidence sha256", m.get("containerd_evidence_sha256"))]
+        else:
+            facts.append(("Containerd evidence", "the evidence file above"))
+    elif store in ("containerd", "both"):
+        facts.append(("Containerd root", "NOT IN THE EVIDENCE: this root used the containerd "
+                      "image store, but the archive holds no containerd root, so its images "
+                      "and layers are not in it (tar /var/lib/containerd too)"))
+    return facts
 
 
 def _issues_table(snap: Any, max_rows: int) -> Table:
@@ -421,11 +466,21 @@ def _findings_table(found: list[Any], max_rows: int) -> Table:
                   "no finding: no rule of the catalogue matched")
 
 
-def _integrity(results: Any, max_rows: int) -> dict[str, Any] | None:
-    """The layer-integrity block: counts per verdict and one row per problem."""
+def _integrity(results: Any, max_rows: int,
+               containerd: bool = False) -> dict[str, Any] | None:
+    """The layer-integrity block: counts per verdict and one row per problem (and, for
+    the containerd store, per problem of a content-store blob)."""
     if results is None:
         return None
     rows = []
+    for b in getattr(results, "blobs", []):
+        if b.status != "tampered":
+            continue
+        for p in b.problems:
+            rows.append([Cell("tampered", 0, None, "sev sev-critical"), id_cell(b.digest),
+                         text_cell(f"content-store blob ({b.kind})"), text_cell(p.kind, "mono"),
+                         text_cell("(blob)", "mono paths"), text_cell(p.detail),
+                         text_cell(b.path, "mono paths")])
     for lr in results.layers:
         if lr.status == "ok":
             continue
@@ -440,12 +495,18 @@ def _integrity(results: Any, max_rows: int) -> dict[str, Any] | None:
                          text_cell(images), text_cell(p.kind, "mono"),
                          text_cell(p.path or "(layer tar)", "mono paths"), text_cell(p.detail),
                          text_cell(lr.content_path, "mono paths")])
+    blobs = list(getattr(results, "blobs", []))
     table = _table("t-integrity", [("verdict", ""), ("layer", "mono"), ("images", ""),
                                    ("problem", "mono"), ("path in layer", "mono"),
                                    ("detail", ""), ("layer folder", "mono")],
-                   rows, len(rows), max_rows, "every verifiable image layer matches its tar-split")
+                   rows, len(rows), max_rows,
+                   "every verifiable image layer matches its blob and snapshot, every blob "
+                   "its digest" if containerd else
+                   "every verifiable image layer matches its tar-split")
     return {"counts": results.counts(), "layers": len(results.layers),
-            "tampered": len(results.tampered), "table": table, "notes": list(results.notes)}
+            "tampered": len(results.tampered), "table": table, "notes": list(results.notes),
+            "blobs": len(blobs), "blob_counts": results.blob_counts() if blobs else None,
+            "tampered_blobs": sum(1 for b in blobs if b.status == "tampered")}
 
 
 def _triage(snap: Any, max_rows: int, verify_results: Any = None) -> dict[str, Any]:
@@ -455,10 +516,14 @@ def _triage(snap: Any, max_rows: int, verify_results: Any = None) -> dict[str, A
     found = run_rules(snap, errors=errors)
     counts = Counter(f.severity for f in found)
     top = next((s for s in SEVERITY_ORDER if counts.get(s)), None)
+    containerd = plots.containerd_store(snap)
     return {"total": len(found), "top": top,
             "counts": [(s, counts.get(s, 0)) for s in SEVERITY_ORDER],
             "table": _findings_table(found, max_rows), "errors": errors,
-            "integrity": _integrity(verify_results, max_rows)}
+            "integrity": _integrity(verify_results, max_rows, containerd),
+            "integrity_what": "image layers against their compressed blobs and unpacked "
+                              "snapshots, blobs against their digests" if containerd else
+                              "image layers against their tar-split"}
 
 
 # -- the model and the page -------------------------------------------------------------------
@@ -495,6 +560,9 @@ def report_model(snap: Any, ctx: Context, max_rows: int = MAX_ROWS,
         "provenance": {"tool_version": __version__,
                        "evidence": summary["facts"][0][1],
                        "sha256": snap.meta.get("evidence_sha256"),
+                       "containerd_evidence": os.path.basename(
+                           _text(snap.meta.get("containerd_evidence_path")) or "") or None,
+                       "containerd_sha256": _text(snap.meta.get("containerd_evidence_sha256")),
                        "parameters": json.dumps(parameters, sort_keys=True)},
         "issues": _issues_table(snap, max_rows),
         "triage": _triage(snap, max_rows, verify_results),
