@@ -15,14 +15,18 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
 from analyzer.issues import IssueLog
+from analyzer.model.evidence import CONTAINERD_MOUNT
 from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
-from analyzer.sources.capture import MAX_CAPTURE, FileIndex, log_container, wants_capture
+from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, keep_captured,
+                                      log_container, wants_capture)
 from analyzer.sources.locate import RootCandidate, RootFinder
+from analyzer.sources.tarscan import MemberBatch
 
 if TYPE_CHECKING:  # pragma: no cover
     from analyzer.model.snapshot import Snapshot
@@ -58,6 +62,9 @@ class RawSnapshot:
     logs: list[LogFile]
     roots: list[RootCandidate]
     hash_files: bool
+    containerd_roots: list[str] = field(default_factory=list)  # prefixes of containerd roots
+    containerd_prefix: str | None = None  # the containerd root in use (set by mount_containerd)
+    containerd_info: EvidenceInfo | None = None  # its evidence, when not the same snapshot
 
 
 def open_source(path: str, progress: Progress | None = None) -> Any:
@@ -74,8 +81,8 @@ def open_source(path: str, progress: Progress | None = None) -> Any:
     return TarSource(path, progress)
 
 
-def _hash_stream(payload: BinaryIO) -> str:
-    sha = hashlib.sha256()
+def _hash_stream(payload: BinaryIO, head: bytes = b"") -> str:
+    sha = hashlib.sha256(head)
     while True:
         chunk = payload.read(HASH_CHUNK)
         if not chunk:
@@ -128,7 +135,12 @@ def read_evidence(path: str, *, hash_files: bool = True, progress: Progress | No
     budget = [log_memory]  # shared by every log file of the pass
     not_kept: set[str] = set()
     escapes = 0
-    for member, payload in source:
+    items = _runs(source.items()) if hasattr(source, "items") else iter(source)
+    for item in items:
+        if isinstance(item, MemberBatch):  # a run of ordinary tar members, decoded at once
+            escapes = _take_run(item, index, finder, escapes, info, hash_files)
+            continue
+        member, payload = item
         if member.path is None:  # unsafe path, already reported by the source
             continue
         name = member.name
@@ -153,11 +165,15 @@ def read_evidence(path: str, *, hash_files: bool = True, progress: Progress | No
                                     path=member.path.rpartition("/")[0], severity="info")
                 sha = tee.finish()
             elif wants_capture(member.path, name):
-                data = payload.read(MAX_CAPTURE + 1)
-                if len(data) > MAX_CAPTURE:
+                limit = capture_limit(member.path)
+                data = payload.read(limit + 1)
+                if len(data) > limit and limit == MAX_CAPTURE:
                     info.issues.add("member.too_large", f"{member.path} is larger than "
                                     f"{MAX_CAPTURE} bytes; not parsed", path=member.path)
                     sha = None
+                elif len(data) > limit or not keep_captured(member.path, data):
+                    # a containerd layer blob: content, not metadata; only hashed
+                    sha = _hash_stream(payload, data) if hash_files else None
                 else:
                     captured[member.path] = data
                     sha = hashlib.sha256(data).hexdigest() if hash_files else None
@@ -173,16 +189,84 @@ def read_evidence(path: str, *, hash_files: bool = True, progress: Progress | No
         last = {log.path: i for i, log in enumerate(logs)}
         logs = [log for i, log in enumerate(logs) if last[log.path] == i]
     return RawSnapshot(info=info, files=files, captured=captured, logs=logs,
-                       roots=finder.candidates(), hash_files=hash_files)
+                       roots=finder.candidates(), hash_files=hash_files,
+                       containerd_roots=finder.containerd_roots())
+
+
+def _runs(items: Any) -> Any:
+    """The source's items, with every member whose bytes the pass keeps (logs, captured
+    metadata) taken out of its :class:`MemberBatch` as a ``(member, payload)`` pair, so
+    the per-member loop body alone decides what happens to those bytes."""
+    for item in items:
+        if isinstance(item, MemberBatch):
+            yield from item.split(_keeps_bytes)
+        else:
+            yield item
+
+
+def _keeps_bytes(path: str, name: str) -> bool:
+    return log_container(path, name) is not None or wants_capture(path, name)
+
+
+def _take_run(batch: MemberBatch, index: FileIndex, finder: RootFinder, escapes: int,
+              info: EvidenceInfo, hash_files: bool) -> int:
+    """:func:`read_evidence`'s loop body for a run of members whose bytes are not kept:
+    the same effects in the same order, with Python only for symlinks and hashing."""
+    paths = batch.paths
+    for path in paths:
+        finder.observe(path, path.rpartition("/")[2])
+    links = batch.symlink_rows()
+    if len(links):
+        targets = batch.link.to_pylist()
+        for i in links.tolist():
+            path = paths[i]
+            if link_escapes(path, targets[i]):
+                escapes += 1
+                if escapes <= MAX_MEMBER_ISSUES:
+                    info.issues.add("link.escape", f"{path} -> {targets[i]} points out of the "
+                                    "snapshot; it is never followed", path=path)
+    sha: list[str | None] | None = None
+    if hash_files:
+        sha = [None] * batch.n
+        view = memoryview(batch.buf)
+        offs, sizes = batch.data_off, batch.size
+        for i in batch.file_rows().tolist():
+            o = int(offs[i])
+            sha[i] = hashlib.sha256(view[o:o + int(sizes[i])]).hexdigest()
+    index.add_columns(batch.columns(), sha)
+    return escapes
 
 
 def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:
     """Keep only the last row of each path, as extracting the tar would, and record
     ``archive.duplicate`` for each path met more than once."""
     n = len(files)
-    if n == 0 or pc.count_distinct(files["path"]).as_py() == n:
+    if n == 0:
+        return files
+    # candidates by a sorted array of path hashes (16 B/member, one chunk of Python
+    # strings at a time): count_distinct's hash table costs ~400 B/member, and a take
+    # over the chunked column would concatenate it
+    paths = files["path"]
+    hashes = np.fromiter((hash(p) for chunk in paths.chunks for p in chunk.to_pylist()),
+                         dtype=np.int64, count=n)
+    ordered = np.sort(hashes)
+    twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    if not len(twice):
+        return files
+    hit = set(np.flatnonzero(np.isin(hashes, twice)).tolist())
+    seen: dict[str, int] = {}
+    row = 0
+    for chunk in paths.chunks:
+        for p in chunk.to_pylist():
+            if row in hit:
+                seen[p] = seen.get(p, 0) + 1
+            row += 1
+    dup_paths = {p for p, c in seen.items() if c > 1}
+    if not dup_paths:
         return files
     rows = files.append_column("_row", pa.array(range(n), pa.int64()))
+    rows = rows.filter(pc.is_in(paths, value_set=pa.array(sorted(dup_paths), pa.string())))
     grouped = rows.group_by("path").aggregate([("_row", "max"), ("_row", "count")])
     dups = grouped.filter(pc.greater(grouped["_row_count"], 1)).sort_by("_row_max")
     for path, count in zip(dups["path"].to_pylist()[:MAX_MEMBER_ISSUES],
@@ -192,7 +276,9 @@ def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:
     if len(dups) > MAX_MEMBER_ISSUES:
         issues.add("archive.duplicate", f"{len(dups) - MAX_MEMBER_ISSUES} more paths appear "
                    "more than once; the last copies are used")
-    return files.filter(pc.is_in(rows["_row"], value_set=grouped["_row_max"]))
+    drop = rows.filter(pc.invert(pc.is_in(rows["_row"], value_set=grouped["_row_max"])))["_row"]
+    keep = pc.invert(pc.is_in(pa.array(range(n), pa.int64()), value_set=drop))
+    return files.filter(keep)
 
 
 def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog,
@@ -244,13 +330,96 @@ def choose_root(raw: RawSnapshot, root: str | None) -> RootCandidate:
     return best
 
 
+MANAGED_CONTAINERD = "containerd/daemon"
+
+
+def _moby_images(raw: RawSnapshot, prefix: str) -> int:
+    """Image records in the ``moby`` namespace of the containerd root at ``prefix``."""
+    from analyzer.errors import BboltFormatError
+    from analyzer.formats.containerd_db import read_meta_db
+
+    data = raw.captured.get(f"{prefix}/io.containerd.metadata.v1.bolt/meta.db"
+                            if prefix else "io.containerd.metadata.v1.bolt/meta.db")
+    try:
+        return len(read_meta_db(data).images) if data else 0
+    except BboltFormatError:
+        return 0
+
+
+def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
+                     extra: RawSnapshot | None = None) -> None:
+    """Make the containerd root the data-root used visible under the data-root.
+
+    dockerd's own containerd keeps its root in ``<data-root>/containerd/daemon``
+    (nothing to do). A system containerd keeps it in ``/var/lib/containerd``, outside
+    the data-root, in the same snapshot (a tar of ``/``) or in a second one
+    (``extra``, from ``--containerd``): its index rows and captured files are renamed
+    to ``<data-root>/@containerd/...`` so parsers see one tree, and
+    ``raw.containerd_prefix`` / ``raw.containerd_info`` keep where the bytes really
+    are for reading the evidence again. With several candidates, the one whose
+    ``moby`` namespace holds the most images wins (dockerd's own first).
+    """
+    head = cand.prefix + "/" if cand.prefix else ""
+    managed = f"{head}{MANAGED_CONTAINERD}"
+    src_raw = raw
+    if extra is not None:
+        src_raw = extra
+        outside = list(extra.containerd_roots)
+        raw.info.issues.extend(extra.info.issues)
+        if not outside:
+            raw.info.issues.add("store.containerd_missing", f"{extra.info.path} holds no "
+                                "containerd root (no io.containerd.metadata.v1.bolt/meta.db)",
+                                severity="error")
+            return
+    else:
+        if managed in raw.containerd_roots and _moby_images(raw, managed):
+            raw.containerd_prefix = managed
+            return
+        outside = [p for p in raw.containerd_roots if p != managed
+                   and not (head and (p + "/").startswith(head))]
+        if not outside:
+            if managed in raw.containerd_roots:
+                raw.containerd_prefix = managed
+            return
+    best = max(outside, key=lambda p: (_moby_images(src_raw, p), -p.count("/")))
+    if len(outside) > 1:
+        raw.info.issues.add("containerd.multiple", f"several containerd roots found "
+                            f"({', '.join(repr(p or '.') for p in outside)}); using {best!r}",
+                            severity="warning")
+    raw.containerd_prefix = best
+    raw.containerd_info = extra.info if extra is not None else None
+    src = best + "/" if best else ""
+    dst = f"{head}{CONTAINERD_MOUNT}/"
+    raw.captured.update({dst + p[len(src):]: d for p, d in list(src_raw.captured.items())
+                         if p.startswith(src) and (extra is not None or not head
+                                                   or not p.startswith(head))})
+    files = src_raw.files
+    paths = files["path"]
+    if src:
+        inside = pc.starts_with(paths, src)
+    elif extra is not None:
+        inside = pc.is_valid(paths)
+    else:
+        inside = pc.invert(pc.starts_with(paths, head))
+    moved = files.filter(inside)
+    moved = moved.set_column(0, "path", pc.binary_join_element_wise(
+        dst, pc.utf8_slice_codeunits(moved["path"], len(src)), ""))
+    kept = raw.files if extra is not None else files.filter(pc.invert(inside))
+    raw.files = pa.concat_tables([kept, moved])
+
+
 def build_snapshot(raw: RawSnapshot, root: str | None = None,
-                   params: dict[str, Any] | None = None) -> "Snapshot":
-    """Pick the data-root and turn what the pass kept into the model's tables."""
+                   params: dict[str, Any] | None = None,
+                   containerd: RawSnapshot | None = None) -> "Snapshot":
+    """Pick the data-root and turn what the pass kept into the model's tables.
+
+    ``containerd`` is the pass over a second snapshot holding the containerd root
+    (``--containerd``) when the first one holds only ``/var/lib/docker``."""
     from analyzer.model.snapshot import Snapshot
     from analyzer.parsers.build import build_tables
 
     cand = choose_root(raw, root)
+    mount_containerd(raw, cand, containerd)
     tables, meta = build_tables(raw, cand)
     meta["parameters"] = json.dumps({"root": root, "hash_files": raw.hash_files,
                                      **(params or {})}, sort_keys=True)

@@ -5,6 +5,7 @@ Usage::
 
     python samples/generate.py --members 300000 --out /tmp/root.tar [--compress zst|gz]
            [--images 20] [--containers 12] [--volumes 4] [--log-bytes 65536] [--seed 1]
+           [--large-files 3 --large-size 300MiB]
 
 What it writes (nothing is extracted or written to disk except the archive and
 ``<out>.truth.json``), under ``var/lib/docker/`` like a live ``tar --xattrs`` of
@@ -29,7 +30,9 @@ records unless ``--no-pax-times``):
   (``.dockerenv``, ``etc/hosts`` ...) and ``overlay2/<mount>/`` RW layers with added,
   changed and deleted files (whiteouts) and an opaque directory; json-file logs of
   ``--log-bytes`` each.
-* Volumes: named and anonymous ``volumes/<name>/_data/`` folders with files.
+* Volumes: named and anonymous ``volumes/<name>/_data/`` folders with files;
+  ``--large-files N`` adds N files of ``--large-size`` seeded random (incompressible)
+  bytes to the first one, streamed into the tar (for the hashing benchmark).
   **No ``volumes/metadata.db``**: we have a bbolt reader, not a writer, so the
   volumes are folders only (the loader reports them with ``in_db`` false).
 
@@ -662,7 +665,34 @@ class Generator:
                 self.put(f"volumes/{name}/_data/{e.path}", "file", self.content(e), mtime=mt)
                 files += 1
                 size += e.size
+            if name == names[0]:  # --large-files go into the first volume
+                for k in range(self.a.large_files):
+                    self.put_large(f"volumes/{name}/_data/large-{k}.bin", self.a.large_size,
+                                   seed=self.a.seed * 1000 + k, mtime=mt)
+                    files += 1
+                    size += self.a.large_size
             self.truth["volumes"].append({"name": name, "files": files, "size": size})
+
+    def put_large(self, path: str, size: int, seed: int, mtime: int) -> None:
+        """A regular file of ``size`` incompressible, seeded bytes, streamed into the tar."""
+        ti = self._info(f"{PREFIX}/{path}", "file", 0o644, mtime, size)
+        assert self.tar is not None
+        self.tar.addfile(ti, _RandomStream(seed, size))
+        self.tar.members.clear()
+        self.members += 1
+
+
+class _RandomStream:
+    """``size`` bytes from a seeded RNG, read in chunks (never held whole in memory)."""
+
+    def __init__(self, seed: int, size: int) -> None:
+        self.rng = random.Random(seed)
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return self.rng.randbytes(n)
 
 
 class _Zstd:
@@ -683,6 +713,15 @@ class _Zstd:
         self.w.close()
 
 
+def _size(text: str) -> int:
+    """``300MiB``, ``2GiB``, ``4096`` → bytes."""
+    units = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "k": 1 << 10, "m": 1 << 20,
+             "g": 1 << 30, "": 1}
+    t = text.strip().lower()
+    num = t.rstrip("kmgib")
+    return int(float(num) * units[t[len(num):]])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=20000, help="approximate member count")
@@ -696,8 +735,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="hash the layer's seed instead of a real layer tar (faster)")
     p.add_argument("--no-pax-times", dest="pax_times", action="store_false",
                    help="no pax atime/ctime records (plain ustar members where possible)")
+    p.add_argument("--large-files", type=int, default=0,
+                   help="add this many large incompressible files to the first volume "
+                        "(hashing benchmark)")
+    p.add_argument("--large-size", type=_size, default=300 << 20,
+                   help="size of each large file, e.g. 300MiB (default)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    if a.large_files and not a.volumes:
+        a.volumes = 1
     if a.images is None:
         a.images = max(3, min(200, int(a.members ** 0.5 / 8)))
     if a.containers is None:

@@ -35,7 +35,7 @@ from analyzer.errors import BboltFormatError
 from analyzer.formats import containerd_db as cdb
 from analyzer.formats.digest import chain_ids
 from analyzer.formats.timefmt import to_pandas_ts
-from analyzer.parsers.imagestore import ImageStore, config_fields, split_reference
+from analyzer.parsers.imagestore import ImageStore, add_history, config_fields, split_reference
 from analyzer.parsers.rootview import RootView
 from analyzer.parsers.times import parse_time
 
@@ -224,6 +224,10 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
             cfg = {}
         target_bytes = view.read(f"{cs.root}/{BLOBS}/{image_id[7:]}") or b""
         valid = hashlib.sha256(target_bytes).hexdigest() == image_id[7:] if target_bytes else None
+        if valid is False:
+            view.issues.add("image.invalid", f"image {image_id[7:19]}: its target blob does "
+                            "not hash to its digest (tampered or corrupt)",
+                            path=f"{cs.root}/{BLOBS}/{image_id[7:]}")
         rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
         diff_ids = [d for d in (rootfs.get("diff_ids") or []) if isinstance(d, str)]
         chains = chain_ids(diff_ids)
@@ -263,7 +267,8 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
             "config_path": f"{cs.root}/{BLOBS}/{cfg_digest[7:]}" if cfg_digest else None,
             "config_json": cfg_bytes.decode("utf-8", "replace") if cfg_bytes else None,
         })
-        _history(store, image_id, cfg, diff_ids, chains, layers)
+        add_history(store, image_id, cfg, diff_ids, chains, layers,
+                    f"{cs.root}/{BLOBS}/{cfg_digest[7:]}" if cfg_digest else cs.root, view)
         for name, _rec in recs:
             if name.startswith(DANGLING_PREFIX):
                 continue
@@ -297,29 +302,6 @@ def _layer_row(cs: ContainerdStore, chain: str, diff: str, parent: str | None,
         "blob_digest": (blob or {}).get("digest"), "blob_size": (blob or {}).get("size"),
         "blob_media_type": (blob or {}).get("mediaType"),
     }
-
-
-def _history(store: ImageStore, image_id: str, cfg: dict[str, Any], diff_ids: list[str],
-             chains: list[str], layers: dict[str, dict[str, Any]]) -> None:
-    entries = cfg.get("history") if isinstance(cfg.get("history"), list) else []
-    li = 0
-    for step, h in enumerate(entries):
-        if not isinstance(h, dict):
-            continue
-        empty = bool(h.get("empty_layer"))
-        diff = chain = None
-        size: int | None = 0
-        if not empty:
-            if li < len(diff_ids):
-                diff, chain = diff_ids[li], chains[li]
-                size = layers[chain]["size_bytes"] if chain in layers else None
-            li += 1
-        store.history.append({
-            "image_id": image_id, "step": step, "created_at": parse_time(h.get("created")),
-            "created_raw": h.get("created"), "created_by": h.get("created_by"),
-            "author": h.get("author") or None, "comment": h.get("comment") or None,
-            "empty_layer": empty, "diff_id": diff, "chain_id": chain, "layer_size_bytes": size,
-        })
 
 
 def _dirs(cs: ContainerdStore) -> None:

@@ -172,12 +172,14 @@ def _parse_images(view: RootView, base: str, store: ImageStore,
             "built_locally": (built == b"\x01" or built == b"1") if built is not None else None,
             "config_path": rel, "config_json": data.decode("utf-8", "replace"),
         })
-        _history(store, image_id, cfg, diff_ids, chains, layers, rel, view)
+        add_history(store, image_id, cfg, diff_ids, chains, layers, rel, view)
 
 
-def _history(store: ImageStore, image_id: str, cfg: dict[str, Any], diff_ids: list[str],
-             chains: list[str], layers: dict[str, dict[str, Any]], rel: str,
-             view: RootView) -> None:
+def add_history(store: ImageStore, image_id: str, cfg: dict[str, Any], diff_ids: list[str],
+                chains: list[str], layers: dict[str, dict[str, Any]], rel: str,
+                view: RootView) -> None:
+    """``image_history`` rows of one image config (both image stores): one per history
+    entry, non-empty ones paired with the next diff id and its layer's size."""
     entries = cfg.get("history") if isinstance(cfg.get("history"), list) else []
     li = 0
     for step, h in enumerate(entries):
