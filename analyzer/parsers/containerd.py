@@ -103,6 +103,15 @@ class ContainerdStore:
         return self.snapshots.get(meta["name"])
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _num(value: Any) -> int:
+    """A descriptor size as written; anything but a non-negative integer counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _descriptor_size(view: RootView, root: str, target: dict[str, Any],
                      mdigest: str | None) -> int:
     """Size of the platform manifest's descriptor (the index entry, or the target)."""
@@ -112,9 +121,10 @@ def _descriptor_size(view: RootView, root: str, target: dict[str, Any],
         data = view.read(f"{root}/{BLOBS}/{mdigest[7:]}")
         return len(data) if data is not None else 0
     doc, _ = _blob(view, root, target.get("digest"))
-    for m in (doc or {}).get("manifests") or []:
+    entries = _dict(doc).get("manifests")
+    for m in entries if isinstance(entries, list) else []:
         if isinstance(m, dict) and m.get("digest") == mdigest:
-            return int(m.get("size") or 0)
+            return _num(m.get("size"))
     return 0
 
 
@@ -136,7 +146,7 @@ def familiar(name: str) -> str:
 
 def _blob(view: RootView, root: str, digest: str | None) -> tuple[Any, bytes | None]:
     """(parsed JSON or None, bytes) of a content-store blob."""
-    if not digest or not digest.startswith("sha256:"):
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
         return None, None
     rel = f"{root}/{BLOBS}/{digest[7:]}"
     data = view.read(rel)
@@ -159,11 +169,12 @@ def _pick_manifest(view: RootView, root: str, target: dict[str, Any]
     mt = doc.get("mediaType") or target.get("media_type")
     if "manifests" not in doc and (mt in MANIFEST_TYPES or "config" in doc):
         return doc, target.get("digest")
-    entries = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
+    listed = doc.get("manifests")
+    entries = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
     present = []
     for m in entries:
-        plat = m.get("platform") or {}
-        if (m.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest":
+        plat = _dict(m.get("platform"))
+        if _dict(m.get("annotations")).get("vnd.docker.reference.type") == "attestation-manifest":
             continue
         sub, _ = _blob(view, root, m.get("digest"))
         if isinstance(sub, dict) and "config" in sub:
@@ -215,7 +226,9 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
     for image_id, recs in sorted(by_target.items()):
         target = {"digest": image_id, "media_type": recs[0][1].get("media_type")}
         manifest, mdigest = _pick_manifest(view, cs.root, target)
-        cfg_digest = (manifest or {}).get("config", {}).get("digest") if manifest else None
+        config_desc = _dict((manifest or {}).get("config"))
+        cfg_digest = config_desc.get("digest") if isinstance(config_desc.get("digest"), str) \
+            else None
         cfg, cfg_bytes = _blob(view, cs.root, cfg_digest)
         if not isinstance(cfg, dict):
             view.issues.add("containerd.partial", f"image {image_id[7:19]} ({recs[0][0]}): its "
@@ -232,7 +245,9 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
         diff_ids = [d for d in (rootfs.get("diff_ids") or []) if isinstance(d, str)]
         chains = chain_ids(diff_ids)
         store.chains[image_id] = chains
-        blobs = [b for b in (manifest or {}).get("layers") or [] if isinstance(b, dict)]
+        layer_list = (manifest or {}).get("layers")
+        blobs = [b for b in layer_list if isinstance(b, dict)] if isinstance(layer_list, list) \
+            else []
         cs.manifests[image_id] = {"manifest": mdigest, "config": cfg_digest, "layers": blobs,
                                   "target_media_type": target["media_type"]}
         for i, (diff, chain) in enumerate(zip(diff_ids, chains)):
@@ -242,13 +257,12 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
         # docker images SIZE: the manifest, config and layer descriptors of the platform
         # manifest plus the usage of the unpacked snapshot and all its parents (which, for
         # classic-builder images, include the build containers' -init snapshots)
-        descr = sum(int(b.get("size") or 0) for b in blobs) + int(
-            ((manifest or {}).get("config") or {}).get("size") or 0)
+        descr = sum(_num(b.get("size")) for b in blobs) + _num(config_desc.get("size"))
         mine = _descriptor_size(view, cs.root, target, mdigest)
         unpacked = cs.chain_usage(chains[-1]) if chains else 0
         size = descr + mine + unpacked
-        inspect_size = descr + (mine if mdigest == image_id else mine + int(
-            recs[0][1].get("size") or 0))
+        inspect_size = descr + (mine if mdigest == image_id else mine + _num(
+            recs[0][1].get("size")))
         labels = recs[0][1].get("labels") or {}
         parent = labels.get(PARENT_LABEL) or None
         if parent:

@@ -229,3 +229,27 @@ def test_a_migrated_root_reports_both_stores(tmp_path: Path) -> None:
     assert snap.meta["driver"].split(",")[0] == "overlay2"
     assert "store.both" in set(snap.issues["code"])
     assert len(snap.images) == len(sample_snapshot("overlay2").images)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda doc: {**doc, "config": "not-an-object"},
+    lambda doc: {**doc, "layers": {"size": "x"}},
+    lambda doc: {**doc, "config": {**doc["config"], "digest": 7, "size": "big"}},
+    lambda doc: [doc],
+])
+def test_hostile_manifest_shapes_stay_one_image_issue(tmp_path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """A manifest blob of the wrong shape spoils that image only, never the load (the
+    blob no longer hashes to its digest: `image.invalid`, and `verify` reports it)."""
+    members = _members(MANAGED / "docker-root.tar.zst")
+    legacy = sample_snapshot("containerd").find_image("app:legacy")["image_id"][7:]
+    out = []
+    for info, data in members:
+        if info.name.endswith(f"/blobs/sha256/{legacy}"):
+            data = json.dumps(edit(json.loads(data))).encode()
+            info.size = len(data)
+        out.append((info, data))
+    snap = analyzer.open_snapshot(_write(tmp_path / "hostile.tar", out))
+    assert "parse.error" not in set(snap.issues["code"])
+    assert len(snap.images) == 23 and len(snap.containers) == 13
+    ok = snap.find_image("base:1.0")  # the rest of the store still loads
+    assert ok["size_bytes"] == 3106021
