@@ -244,7 +244,7 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         if c["mount_id"]:
             owners[c["mount_id"]] = ("container-rw", c["container_id"])
             row = dir_index.get((drv, c["mount_id"]))
-            if row is None:
+            if row is None or drv in dparse.UNREADABLE:  # zfs/devicemapper: not in a tar
                 c["size_rw_bytes"] = None
             elif drv in dparse.NAIVE_DIFF_DRIVERS and c["init_id"] and \
                     (drv, c["init_id"]) in dir_index:

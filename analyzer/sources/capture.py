@@ -72,7 +72,7 @@ LOG = re.compile(
 def wants_capture(path: str, name: str) -> bool:
     """True if the bytes of this member should be kept."""
     if name not in _NAMES and len(name) != 64 and not name.endswith(".db") \
-            and not name.startswith("repositories-") and "/aufs/layers/" not in path \
+            and not name.startswith("repositories-") and "aufs/layers/" not in path \
             and "devicemapper/metadata/" not in path:
         return False
     return CAPTURE.search(path) is not None

@@ -1,0 +1,55 @@
+"""Driver corner cases found in review: capture at the archive top, unreadable drivers."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+
+import analyzer
+from analyzer.sources.capture import wants_capture
+
+CID = "c" * 64
+MOUNT = "m" * 64
+
+
+def test_aufs_layer_files_are_captured_when_the_root_is_the_archive_top() -> None:
+    for path in (f"aufs/layers/{MOUNT}", f"aufs/layers/{MOUNT}-init",
+                 f"var/lib/docker/aufs/layers/{MOUNT}-init"):
+        assert wants_capture(path, path.rpartition("/")[2]), path
+
+
+def _tar(path: Path, files: dict[str, bytes | None]) -> str:
+    with tarfile.open(path, "w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_zfs_container_size_is_unknown_not_zero(tmp_path: Path) -> None:
+    """A tar holds only zfs mount points: the RW size cannot be computed (NA), and the
+    driver is reported as unreadable."""
+    cfg = {"ID": CID, "Name": "/db", "Driver": "zfs", "Image": "sha256:" + "d" * 64,
+           "Config": {"Image": "postgres"}, "Created": "2026-01-01T00:00:00Z",
+           "State": {"Running": False, "StartedAt": "0001-01-01T00:00:00Z"}}
+    snap = analyzer.open_snapshot(_tar(tmp_path / "zfs.tar", {
+        f"docker/containers/{CID}/config.v2.json": json.dumps(cfg).encode(),
+        f"docker/containers/{CID}/hostconfig.json": b"{}",
+        "docker/image/zfs/repositories.json": b'{"Repositories":{}}',
+        f"docker/image/zfs/layerdb/mounts/{CID}/mount-id": MOUNT.encode(),
+        f"docker/image/zfs/layerdb/mounts/{CID}/init-id": f"{MOUNT}-init".encode(),
+        f"docker/zfs/graph/{MOUNT}/": None,
+        f"docker/zfs/graph/{MOUNT}-init/": None,
+    }))
+    row = snap.containers.iloc[0]
+    assert row["mount_id"] == MOUNT and pd.isna(row["size_rw_bytes"])
+    assert "driver.unreadable" in set(snap.issues["code"])
