@@ -11,14 +11,13 @@ decodes them in the order ``docker logs`` reads them.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import shutil
 import tempfile
 from typing import Any, Iterator
 
-from analyzer.formats import jsonlog, locallog, logfiles
+from analyzer.formats import logfiles
 from analyzer.formats.jsonlog import LogRecord
 
 #: copy chunk when spooling a log member to disk
@@ -78,21 +77,24 @@ def _spool(snap: Any, members: list[str], folder: str) -> dict[str, str]:
     return out
 
 
-def _evidence_records(snap: Any, container_id: str, max_file: int | None
-                      ) -> Iterator[LogRecord]:
+def _evidence_records(snap: Any, container_id: str, max_file: int | None,
+                      on_problem: Any = None) -> Iterator[LogRecord]:
     members = _log_members(snap, container_id)
     with tempfile.TemporaryDirectory(prefix="dra-logs-") as folder:
         spooled = _spool(snap, members, folder)
         for rel in logfiles.container_read_order(spooled, max_file):
-            opener: Any = gzip.open if rel.endswith(".gz") else open
-            decode = jsonlog.iter_jsonlog if logfiles.driver_of(rel) == logfiles.JSON_FILE \
-                else locallog.iter_locallog
-            with opener(spooled[rel], "rb") as fh:
-                yield from decode(fh, source=rel)
+            with open(spooled[rel], "rb") as fh:
+                # the same decoder as everywhere: a corrupt .gz rotation or a broken
+                # record is a problem reported, and the next file is still read
+                yield from logfiles.iter_log_records([(rel, fh)], on_problem)
 
 
-def log_records(snap: Any, container: Any) -> Iterator[LogRecord]:
-    """Every log record of ``container`` (a containers row) in ``docker logs`` order."""
+def log_records(snap: Any, container: Any, on_problem: Any = None) -> Iterator[LogRecord]:
+    """Every log record of ``container`` (a containers row) in ``docker logs`` order.
+
+    ``on_problem`` receives each problem met while re-reading the evidence (damaged
+    rotations, malformed records); those in the pass are in the issues table.
+    """
     cid = container["container_id"]
     if logs_complete(snap, cid):
         yield from _table_records(snap, cid)
@@ -100,4 +102,4 @@ def log_records(snap: Any, container: Any) -> Iterator[LogRecord]:
     from analyzer.model.values import loads_json
 
     max_file = logfiles.max_file_of(loads_json(container["hostconfig_json"]))
-    yield from _evidence_records(snap, cid, max_file)
+    yield from _evidence_records(snap, cid, max_file, on_problem)

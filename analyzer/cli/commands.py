@@ -81,7 +81,8 @@ def cmd_logs(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> i
     from analyzer.render.logs import write_docker_logs
 
     row = snap.find_container(args.container)
-    records = log_records(snap, row)
+    problems: list[Any] = []
+    records = log_records(snap, row, problems.append)
     tail = None
     if args.tail not in (None, "all"):
         try:
@@ -97,6 +98,10 @@ def cmd_logs(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> i
                       tty=bool((cfg.get("Config") or {}).get("Tty")))
     stdout.flush()
     stderr.flush()
+    for p in problems[:20]:  # after the container's own stderr bytes, never inside them
+        err.write(f"analyzer: warning: {p}\n")
+    if len(problems) > 20:
+        err.write(f"analyzer: warning: {len(problems) - 20} more log problems\n")
     return 0
 
 

@@ -64,3 +64,33 @@ def test_default_budget_keeps_everything_in_the_samples() -> None:
 
     snap = sample_snapshot("overlay2")
     assert "log.not_kept" not in set(snap.issues["code"])
+
+
+def test_a_corrupt_gz_rotation_is_a_warning_and_the_other_files_still_print(
+        tmp_path: Path) -> None:
+    """Re-reading the evidence decodes through formats.logfiles like the pass does: a
+    damaged ``.log.1.gz`` ends early with a warning on stderr (after the container's own
+    stderr bytes) instead of a traceback, and the other files are still printed."""
+    import tarfile
+
+    import zstandard
+
+    with open(sample_path("overlay2"), "rb") as fh:
+        data = zstandard.ZstdDecompressor().stream_reader(fh).read()
+    src = tarfile.open(fileobj=io.BytesIO(data))
+    target = tmp_path / "gz-damaged.tar"
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as dst:
+        for m in src.getmembers():
+            body = src.extractfile(m).read() if m.isfile() else None
+            if body is not None and m.name.endswith("-json.log.1.gz"):
+                body = body[:30] + bytes(b ^ 0xFF for b in body[30:60]) + body[60:]
+            dst.addfile(m, io.BytesIO(body) if body is not None else None)
+    out, err = _Stream(), _Stream()
+    argv = ["logs", str(target), "web-gz", "--log-memory", "10", "--case",
+            str(tmp_path / "case"), "-q"]
+    assert main(argv, out, err) == 0  # type: ignore[arg-type]
+    printed = out.buffer.getvalue()
+    assert b"gz line 120" in printed  # the current -json.log is still read
+    truth = (SAMPLES / "overlay2" / "truth" / "logs-web-gz.stdout").read_bytes()
+    assert len(printed) < len(truth)
+    assert b"analyzer: warning:" in err.buffer.getvalue()
