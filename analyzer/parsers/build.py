@@ -378,7 +378,9 @@ def _log_columns(raw: Any, prefix: str, containers: list[dict[str, Any]]
         for c in containers}
     by_container: dict[str, dict[str, Any]] = {}
     for lf in raw.logs:
-        if lf.path.startswith(head):
+        # only this root's own containers/: a docker-in-docker root inside a layer folder
+        # has log files too, but they belong to that nested daemon, not to this one
+        if lf.path.startswith(head + "containers/"):
             by_container.setdefault(lf.container_id, {})[lf.path[len(head):]] = lf
     cols: dict[str, list[Any]] = {k: [] for k in ("container_id", "seq", "stream", "time",
                                                   "time_ns", "line", "partial", "source")}

@@ -53,3 +53,21 @@ def test_zfs_container_size_is_unknown_not_zero(tmp_path: Path) -> None:
     row = snap.containers.iloc[0]
     assert row["mount_id"] == MOUNT and pd.isna(row["size_rw_bytes"])
     assert "driver.unreadable" in set(snap.issues["code"])
+
+
+def test_nested_docker_in_docker_logs_stay_out_of_the_logs_table(tmp_path: Path) -> None:
+    inner = "e" * 64
+    line = b'{"log":"hello\\n","stream":"stdout","time":"2026-01-01T00:00:00.000000001Z"}\n'
+    cfg = {"ID": CID, "Name": "/dind", "Driver": "overlay2", "Image": "sha256:" + "d" * 64,
+           "Config": {"Image": "docker:dind"}, "Created": "2026-01-01T00:00:00Z",
+           "State": {"Running": False, "StartedAt": "2026-01-01T00:00:00Z"}}
+    snap = analyzer.open_snapshot(_tar(tmp_path / "dind.tar", {
+        f"docker/containers/{CID}/config.v2.json": json.dumps(cfg).encode(),
+        f"docker/containers/{CID}/hostconfig.json": b"{}",
+        f"docker/containers/{CID}/{CID}-json.log": line,
+        "docker/image/overlay2/repositories.json": b'{"Repositories":{}}',
+        f"docker/overlay2/{MOUNT}/diff/var/lib/docker/containers/{inner}/{inner}-json.log":
+            line * 3,
+    }))
+    assert set(snap.logs["container_id"]) == {CID}
+    assert len(snap.logs) == 1
