@@ -37,7 +37,8 @@ def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True
         return casemod.load_case(path)
     target = case or (casemod.default_case_dir(path, containerd)
                       if use_cache and os.path.exists(path) else None)
-    if target and casemod.usable_case(target, root):
+    containerd = os.path.abspath(containerd) if containerd else None
+    if target and casemod.usable_case(target, root, containerd):
         return casemod.load_case(target)
     raw = read_evidence(path, hash_files=hash_files, progress=progress,
                         log_memory=LOG_MEMORY if log_memory is None else log_memory)

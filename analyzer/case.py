@@ -92,12 +92,19 @@ def schema_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def usable_case(path: str, root: str | None) -> bool:
-    """True if the case at ``path`` was written by this version for the same root choice."""
+def usable_case(path: str, root: str | None, containerd: str | None = None) -> bool:
+    """True if the case at ``path`` was written by this version for the same root choice
+    and the same second evidence (``--containerd``)."""
     man = read_manifest(path)
     if not man or man.get("format") != FORMAT or man.get("tool_version") != __version__ \
             or man.get("schema") != schema_fingerprint() \
             or man.get("code") != code_fingerprint():
+        return False
+    try:
+        params = json.loads(man["meta"].get("parameters") or "{}")
+    except (ValueError, TypeError):
+        params = {}
+    if params.get("containerd") != containerd:
         return False
     return root is None or man.get("root_arg") == root or \
         man["meta"].get("root_prefix") == root.strip("/")

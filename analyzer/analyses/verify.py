@@ -1225,6 +1225,9 @@ def _croot_rel(meta: dict[str, Any]) -> str:
     from analyzer.model.evidence import evidence_parts
     from analyzer.parsers.containerd import EXTERNAL, MANAGED
 
+    mount = meta.get("containerd_mount")
+    if isinstance(mount, str) and mount:
+        return mount
     return EXTERNAL if len(evidence_parts(meta)) > 1 else MANAGED
 
 
@@ -1500,19 +1503,18 @@ def _meta_db(state: _CPass, out: VerifyResults) -> dict[str, Any] | None:
     note)."""
     from analyzer.errors import BboltFormatError
     from analyzer.formats import containerd_db as cdb
-    from analyzer.parsers.containerd import NAMESPACE
-
     if state.meta_db is None:
         out.notes.append("meta.db " + (f"is {state.meta_db_problem}" if state.meta_db_problem
                                        else "is not in the evidence") +
                          ": blob sizes were checked against the manifests only")
         return None
     try:
-        first = cdb.read_meta_db(state.meta_db, NAMESPACE)
+        first = cdb.read_meta_db(state.meta_db)  # dockerd's namespace
         # the content store is shared: a blob is recorded in the namespace that wrote it
         # (BuildKit's history blobs in moby_history ...)
-        return {NAMESPACE: first, **{ns: cdb.read_meta_db(state.meta_db, ns)
-                                     for ns in first.namespaces if ns != NAMESPACE}}
+        return {first.namespace: first, **{ns: cdb.read_meta_db(state.meta_db, ns)
+                                           for ns in first.namespaces
+                                           if ns != first.namespace}}
     except BboltFormatError as exc:
         out.notes.append(f"meta.db is unreadable ({exc}): blob sizes were checked against "
                          "the manifests only")

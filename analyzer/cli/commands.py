@@ -163,7 +163,8 @@ def cmd_info(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> i
 def cmd_ingest(args: argparse.Namespace, snap: Any, out: TextIO, err: TextIO) -> int:
     from analyzer import case as casemod
 
-    target = args.case or casemod.default_case_dir(args.snapshot)
+    target = args.case or casemod.default_case_dir(args.snapshot, getattr(args, "containerd",
+                                                                          None))
     if args.no_cache and not args.case:
         raise UsageError("ingest writes a case folder: give --case DIR or drop --no-cache")
     if not casemod.is_case_dir(target):

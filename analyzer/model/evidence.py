@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 #: where a containerd root outside the data-root appears in the files table
 CONTAINERD_MOUNT = "@containerd"
+#: where dockerd's own (managed) containerd keeps its root, relative to the data-root
+MANAGED_CONTAINERD = "containerd/daemon"
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,10 @@ def evidence_parts(meta: dict[str, Any]) -> list[EvidencePart]:
     main = str(meta.get("evidence_path") or "")
     root = str(meta.get("root_prefix") or "")
     parts = [EvidencePart(main, root, "")]
-    croot = _text(meta.get("containerd_root"))
+    croot = meta.get("containerd_root")
     other = _text(meta.get("containerd_evidence_path"))
-    managed = (root + "/" if root else "") + "containerd/daemon"
-    if croot is not None and (other or croot != managed):  # mounted by pipeline.mount_containerd
-        parts.append(EvidencePart(other or main, croot, CONTAINERD_MOUNT))
+    if isinstance(croot, str) and meta.get("containerd_mount") == CONTAINERD_MOUNT:
+        parts.append(EvidencePart(other or main, croot, CONTAINERD_MOUNT))  # '' = its top
     return parts
 
 

@@ -62,6 +62,8 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         ("image_store", "category", "graphdriver, containerd, both or none"),
         ("containerd_root", "string", "containerd store: path of the containerd root in the "
          "snapshot (shown under the data-root as @containerd/ when outside it)"),
+        ("containerd_mount", "string", "where that root's files are in the files table: "
+         "containerd/daemon (dockerd's own) or @containerd (a root outside the data-root)"),
         ("containerd_evidence_path", "string", "the second evidence (--containerd) holding that "
          "root; NA when it is in the main snapshot"),
         ("containerd_evidence_sha256", "string", "sha256 of the second evidence"),

@@ -312,13 +312,12 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
 def _containerd_store(raw: Any, view: RootView, crows: cparse.ContainerRows
                       ) -> "containerd.ContainerdStore | None":
     """The containerd image store of this root, when it used one (else None)."""
-    prefix = getattr(raw, "containerd_prefix", None)
-    if prefix is None:
+    rel = getattr(raw, "containerd_rel", None)  # decided by pipeline.mount_containerd
+    if rel is None:
         return None
-    head = view.prefix + "/" if view.prefix else ""
-    rel = prefix[len(head):] if head and prefix.startswith(head) else containerd.EXTERNAL
     drivers = [c["driver"] for c in crows.containers if c["driver"] in SNAPSHOTTERS]
-    snapshotter = max(set(drivers), key=drivers.count) if drivers else "overlayfs"
+    snapshotter = max(sorted(set(drivers)), key=drivers.count) if drivers else \
+        containerd.busiest_snapshotter(view, rel)
     cs = _guard(view, "containerd image store",
                 lambda: containerd.read_store(view, rel, snapshotter), None)
     if cs is None or not (cs.meta.images or drivers or cs.meta.snapshots.get(snapshotter)):
@@ -455,6 +454,7 @@ def _meta(raw: Any, cand: RootCandidate, view: RootView, tables: dict[str, pd.Da
         else ",".join(present),
         "image_store": store_kind, "docker_version_hints": json.dumps(hints),
         "containerd_root": getattr(raw, "containerd_prefix", None) if c8d else None,
+        "containerd_mount": getattr(raw, "containerd_rel", None) if c8d else None,
         "containerd_evidence_path": cinfo.path if cinfo else None,
         "containerd_evidence_sha256": cinfo.sha256 if cinfo else None,
         "acquired_at": mt.max() if len(mt) else None, "tool_version": __version__,

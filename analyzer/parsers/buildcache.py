@@ -544,7 +544,7 @@ def _read_containerd(view: RootView, present: list[str]) -> "_Containerd | None"
         if data is None:
             continue
         try:
-            meta = cdb.read_meta_db(data, cparse.NAMESPACE)
+            meta = cdb.read_meta_db(data)
         except BboltFormatError:
             continue  # reported by the containerd store reader
         used = [sn for sn in present if meta.snapshots.get(sn)]
@@ -625,7 +625,17 @@ def _image_layer_keys(view: RootView, cd: "_Containerd | None") -> set[str]:
     if cd is None:
         return keys
 
+    done: dict[tuple[str, str], bool] = {}  # an index listing itself (or a diamond) is
+    # walked once: without this a hostile index fans out exponentially
+
     def dispatch(digest: Any, media_type: Any, depth: int) -> bool:
+        key = (str(digest), str(media_type))
+        if key not in done:
+            done[key] = True  # a cycle back to a document being walked: keep going
+            done[key] = walk(digest, media_type, depth)
+        return done[key]
+
+    def walk(digest: Any, media_type: Any, depth: int) -> bool:
         if depth > 16:
             return True
         if media_type not in cparse.MANIFEST_TYPES + cparse.INDEX_TYPES:

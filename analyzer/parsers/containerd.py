@@ -35,15 +35,14 @@ from analyzer.errors import BboltFormatError
 from analyzer.formats import containerd_db as cdb
 from analyzer.formats.digest import chain_ids
 from analyzer.formats.timefmt import to_pandas_ts
+from analyzer.model.evidence import CONTAINERD_MOUNT, MANAGED_CONTAINERD
 from analyzer.parsers.imagestore import ImageStore, add_history, config_fields, split_reference
 from analyzer.parsers.rootview import RootView
 from analyzer.parsers.times import parse_time
 
-#: where the files of a containerd root outside the data-root appear in the files table
-EXTERNAL = "@containerd"
-#: where dockerd's own containerd keeps its root, relative to the data-root
-MANAGED = "containerd/daemon"
-NAMESPACE = "moby"
+#: where the files of a containerd root outside the data-root appear in the files table,
+#: and where dockerd's own containerd keeps its root (both relative to the data-root)
+EXTERNAL, MANAGED = CONTAINERD_MOUNT, MANAGED_CONTAINERD
 META_DB = "io.containerd.metadata.v1.bolt/meta.db"
 BLOBS = "io.containerd.content.v1.content/blobs/sha256"
 #: dockerd labels on image records (moby daemon/containerd)
@@ -63,9 +62,26 @@ def snapshotter_dir(root: str, snapshotter: str) -> str:
     return f"{root}/io.containerd.snapshotter.v1.{snapshotter}"
 
 
+#: snapshotters whose snapshot keeps its files in ``snapshots/<id>/fs`` (the overlay upper
+#: dir, next to ``work``); the others (native, btrfs...) use ``snapshots/<id>`` itself
+FS_SUBDIR = ("overlayfs", "fuse-overlayfs", "stargz")
+
+
 def snapshot_folder(root: str, snapshotter: str, sid: int | str) -> str:
-    """The content folder of snapshot ``sid`` (the overlay upper dir)."""
-    return f"{snapshotter_dir(root, snapshotter)}/snapshots/{sid}/fs"
+    """The content folder of snapshot ``sid``."""
+    sub = "/fs" if snapshotter in FS_SUBDIR else ""
+    return f"{snapshotter_dir(root, snapshotter)}/snapshots/{sid}{sub}"
+
+
+def busiest_snapshotter(view: RootView, root: str) -> str:
+    """The snapshotter with most snapshots in dockerd's namespace (a root with images but
+    no containers says nothing else); ``overlayfs`` when unknown."""
+    data = view.read(f"{root}/{META_DB}")
+    try:
+        snaps = cdb.read_meta_db(data).snapshots if data else {}
+    except BboltFormatError:
+        snaps = {}
+    return max(sorted(snaps), key=lambda sn: len(snaps[sn])) if snaps else "overlayfs"
 
 
 @dataclass
@@ -193,10 +209,13 @@ def read_store(view: RootView, root: str, snapshotter: str = "overlayfs") -> Con
     if data is None:
         return None
     try:
-        meta = cdb.read_meta_db(data, NAMESPACE)
+        meta = cdb.read_meta_db(data)  # "moby", or "moby-<uid>.<gid>" with userns-remap
     except BboltFormatError as exc:
         view.issues.add("bbolt.malformed", f"{rel}: {exc}", path=rel)
         return None
+    if meta.problems:
+        view.issues.add("bbolt.malformed", f"{rel}: {len(meta.problems)} damaged record(s) "
+                        f"skipped, e.g. {meta.problems[0]}", path=rel)
     snaps: dict[str, dict[str, Any]] = {}
     srel = f"{snapshotter_dir(root, snapshotter)}/metadata.db"
     sdata = view.read(srel)
@@ -222,9 +241,9 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
         if rec.get("digest"):
             by_target.setdefault(rec["digest"], []).append((name, rec))
     layers: dict[str, dict[str, Any]] = {}
-    children: dict[str, int] = {}
     for image_id, recs in sorted(by_target.items()):
-        target = {"digest": image_id, "media_type": recs[0][1].get("media_type")}
+        rep = recs[-1][1]  # the daemon's representative record: the last name in key order
+        target = {"digest": image_id, "media_type": rep.get("media_type")}
         manifest, mdigest = _pick_manifest(view, cs.root, target)
         config_desc = _dict((manifest or {}).get("config"))
         cfg_digest = config_desc.get("digest") if isinstance(config_desc.get("digest"), str) \
@@ -262,11 +281,9 @@ def _images(view: RootView, cs: ContainerdStore) -> None:
         unpacked = cs.chain_usage(chains[-1]) if chains else 0
         size = descr + mine + unpacked
         inspect_size = descr + (mine if mdigest == image_id else mine + _num(
-            recs[0][1].get("size")))
-        labels = recs[0][1].get("labels") or {}
+            rep.get("size")))
+        labels = rep.get("labels") or {}
         parent = labels.get(PARENT_LABEL) or None
-        if parent:
-            children[parent] = children.get(parent, 0) + 1
         created = cfg.get("created")
         updated = max((r.get("updated_ns") or 0 for _, r in recs), default=0) or None
         store.images.append({
@@ -434,9 +451,8 @@ def allocated_bytes(files: pd.DataFrame, folder_rx: str) -> pd.DataFrame:
 
 def folder_regex(root: str, snapshotter: str) -> str:
     """Regex of an index path inside a snapshot folder: groups (snapshot id, inner path)."""
-    import re
-
-    return rf"^{re.escape(snapshotter_dir(root, snapshotter))}/snapshots/([^/]+)/fs(?:/(.*))?$"
+    sub = "/fs" if snapshotter in FS_SUBDIR else ""
+    return rf"^{re.escape(snapshotter_dir(root, snapshotter))}/snapshots/([^/]+){sub}(?:/(.*))?$"
 
 
 def dir_frame(cs: ContainerdStore, files: pd.DataFrame) -> pd.DataFrame:

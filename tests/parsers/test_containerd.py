@@ -253,3 +253,68 @@ def test_hostile_manifest_shapes_stay_one_image_issue(tmp_path: Path, edit) -> N
     assert len(snap.images) == 23 and len(snap.containers) == 13
     ok = snap.find_image("base:1.0")  # the rest of the store still loads
     assert ok["size_bytes"] == 3106021
+
+
+def _strip(members: list[tuple[tarfile.TarInfo, bytes | None]], head: str,
+           new: str = "") -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    out = []
+    for info, data in members:
+        if not info.name.startswith(head) or info.name.rstrip("/") == head.rstrip("/"):
+            continue
+        info.pax_headers = {k: v for k, v in info.pax_headers.items()
+                            if k not in ("path", "linkpath")}  # the names below win
+        info.name = new + info.name[len(head):]
+        if info.islnk():
+            info.linkname = new + info.linkname[len(head):]
+        out.append((info, data))
+    return out
+
+
+def test_data_root_at_the_archive_top_keeps_its_managed_containerd(tmp_path: Path) -> None:
+    members = _strip(_members(MANAGED / "docker-root.tar.zst"), "var/lib/docker/")
+    snap = analyzer.open_snapshot(_write(tmp_path / "top.tar", members))
+    assert snap.meta["containerd_mount"] == "containerd/daemon"
+    assert len(snap.images) == 23 and len(snap.layers) == 16
+    assert "store.containerd_missing" not in set(snap.issues["code"])
+
+
+def test_second_evidence_with_the_containerd_root_at_its_top(tmp_path: Path) -> None:
+    """`tar -C /var/lib/containerd -cf c.tar .`: the root is the archive's top."""
+    c8d = _strip(_members(SYSTEM / "containerd-root.tar.zst"), "var/lib/containerd/")
+    snap = analyzer.open_snapshot(str(SYSTEM / "docker-root.tar.zst"),
+                                  containerd=_write(tmp_path / "c.tar", c8d))
+    assert snap.meta["containerd_root"] == "" and snap.meta["containerd_mount"] == "@containerd"
+    from analyzer.analyses.fsview import cat_file
+
+    out = io.BytesIO()
+    assert cat_file(snap, "intruder", "/etc/passwd", out) is None
+    assert out.getvalue().endswith(b"toor:x:0:0:root:/root:/bin/sh\n")
+
+
+def test_a_containerd_root_docker_did_not_use_is_not_mounted(tmp_path: Path) -> None:
+    """A graphdriver host in a tar of `/` whose /var/lib/containerd serves only another
+    namespace (a Kubernetes node): it is not Docker's image store, nothing is moved."""
+    k8s = []
+    for info, data in _strip(_members(SYSTEM / "containerd-root.tar.zst"),
+                             "var/lib/containerd/", "var/lib/containerd/"):
+        if data and info.name.endswith("meta.db"):
+            data = data.replace(b"moby", b"k8s\x00")  # same length: rename the namespace
+        k8s.append((info, data))
+    both = _members(SAMPLES / "overlay2" / "docker-root.tar.zst") + k8s
+    snap = analyzer.open_snapshot(_write(tmp_path / "node.tar", both))
+    assert snap.meta["image_store"] == "graphdriver"
+    assert not snap.files["path"].str.startswith("@containerd").any()
+
+
+def test_case_cache_tells_apart_runs_with_and_without_the_second_evidence(
+        tmp_path: Path) -> None:
+    from analyzer import case as casemod
+
+    docker = str(SYSTEM / "docker-root.tar.zst")
+    c8d = str(SYSTEM / "containerd-root.tar.zst")
+    target = str(tmp_path / "case")
+    snap = analyzer.open_snapshot(docker, containerd=c8d, case=target)
+    assert len(snap.images) == 18
+    assert casemod.usable_case(target, None, str(Path(c8d).resolve()))
+    assert not casemod.usable_case(target, None, None)
+    assert casemod.default_case_dir(docker) != casemod.default_case_dir(docker, c8d)
