@@ -193,7 +193,9 @@ def _pick_manifest(view: RootView, root: str, target: dict[str, Any]
         if _dict(m.get("annotations")).get("vnd.docker.reference.type") == "attestation-manifest":
             continue
         sub, _ = _blob(view, root, m.get("digest"))
-        if isinstance(sub, dict) and "config" in sub:
+        # the daemon skips a platform whose config is not in the content store
+        if isinstance(sub, dict) and view.read(
+                f"{root}/{BLOBS}/{str(_dict(sub.get('config')).get('digest'))[7:]}") is not None:
             present.append(((plat.get("os"), plat.get("architecture")), sub, m.get("digest")))
     for want in HOST_PLATFORMS:
         for plat, sub, dg in present:
