@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 
 from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
 from analyzer.issues import IssueLog
-from analyzer.model.evidence import CONTAINERD_MOUNT
+from analyzer.model.evidence import CONTAINERD_MOUNT, MANAGED_CONTAINERD
 from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
 from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, keep_captured,
                                       log_container, wants_capture)
@@ -65,6 +66,7 @@ class RawSnapshot:
     containerd_roots: list[str] = field(default_factory=list)  # prefixes of containerd roots
     containerd_prefix: str | None = None  # the containerd root in use (set by mount_containerd)
     containerd_info: EvidenceInfo | None = None  # its evidence, when not the same snapshot
+    containerd_rel: str | None = None  # where that root is in the files table
 
 
 def open_source(path: str, progress: Progress | None = None) -> Any:
@@ -83,6 +85,11 @@ def open_source(path: str, progress: Progress | None = None) -> Any:
 
 def _hash_stream(payload: BinaryIO, head: bytes = b"") -> str:
     sha = hashlib.sha256(head)
+    chunks = getattr(payload, "chunks", None)
+    if chunks is not None:  # tar members: the reader's chunks as views, no copies
+        for view in chunks():
+            sha.update(view)
+        return sha.hexdigest()
     while True:
         chunk = payload.read(HASH_CHUNK)
         if not chunk:
@@ -299,7 +306,7 @@ def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog,
             if budget[0] <= 0:
                 break
             out.records.append(rec)
-    except (OSError, EOFError, AnalyzerError) as exc:
+    except (OSError, EOFError, zlib.error, AnalyzerError) as exc:
         problems.append(f"{type(exc).__name__}: {exc}")
     for p in problems[:MAX_LOG_ISSUES]:
         issues.add("log.malformed", str(p), path=path)
@@ -330,34 +337,28 @@ def choose_root(raw: RawSnapshot, root: str | None) -> RootCandidate:
     return best
 
 
-MANAGED_CONTAINERD = "containerd/daemon"
+def _score(raw: RawSnapshot, prefix: str) -> int:
+    """How much of dockerd's namespace the containerd root at ``prefix`` holds."""
+    from analyzer.formats.containerd_db import moby_score
 
-
-def _moby_images(raw: RawSnapshot, prefix: str) -> int:
-    """Image records in the ``moby`` namespace of the containerd root at ``prefix``."""
-    from analyzer.errors import BboltFormatError
-    from analyzer.formats.containerd_db import read_meta_db
-
-    data = raw.captured.get(f"{prefix}/io.containerd.metadata.v1.bolt/meta.db"
-                            if prefix else "io.containerd.metadata.v1.bolt/meta.db")
-    try:
-        return len(read_meta_db(data).images) if data else 0
-    except BboltFormatError:
-        return 0
+    meta = "io.containerd.metadata.v1.bolt/meta.db"
+    return moby_score(raw.captured.get(f"{prefix}/{meta}" if prefix else meta))
 
 
 def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
                      extra: RawSnapshot | None = None) -> None:
-    """Make the containerd root the data-root used visible under the data-root.
+    """Decide which containerd root the data-root used, and make it visible under it.
 
     dockerd's own containerd keeps its root in ``<data-root>/containerd/daemon``
-    (nothing to do). A system containerd keeps it in ``/var/lib/containerd``, outside
-    the data-root, in the same snapshot (a tar of ``/``) or in a second one
-    (``extra``, from ``--containerd``): its index rows and captured files are renamed
-    to ``<data-root>/@containerd/...`` so parsers see one tree, and
-    ``raw.containerd_prefix`` / ``raw.containerd_info`` keep where the bytes really
-    are for reading the evidence again. With several candidates, the one whose
-    ``moby`` namespace holds the most images wins (dockerd's own first).
+    (nothing to move). A system containerd keeps it in ``/var/lib/containerd``,
+    outside the data-root: in the same snapshot (a tar of ``/``) or in a second one
+    (``extra``, from ``--containerd``). Such a root is used only when dockerd's
+    namespace in it holds images or snapshots (a Kubernetes node's containerd is not
+    Docker's image store); its index rows and captured files are then renamed to
+    ``<data-root>/@containerd/...`` so parsers see one tree. Sets
+    ``raw.containerd_prefix`` (where the root is in its evidence), ``raw.containerd_rel``
+    (where it is in the files table) and ``raw.containerd_info`` (its evidence, when
+    not the main one).
     """
     head = cand.prefix + "/" if cand.prefix else ""
     managed = f"{head}{MANAGED_CONTAINERD}"
@@ -372,35 +373,32 @@ def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
                                 severity="error")
             return
     else:
-        if managed in raw.containerd_roots and _moby_images(raw, managed):
-            raw.containerd_prefix = managed
+        if managed in raw.containerd_roots and _score(raw, managed):
+            raw.containerd_prefix, raw.containerd_rel = managed, MANAGED_CONTAINERD
             return
-        outside = [p for p in raw.containerd_roots if p != managed
-                   and not (head and (p + "/").startswith(head))]
+        # roots elsewhere in the snapshot; with the data-root at the top, everything else
+        # is inside it (a docker-in-docker or kind node's root in a layer or volume)
+        outside = [p for p in raw.containerd_roots
+                   if head and p != managed and not (p + "/").startswith(head)]
+        outside = [p for p in outside if _score(raw, p)]
         if not outside:
             if managed in raw.containerd_roots:
-                raw.containerd_prefix = managed
+                raw.containerd_prefix, raw.containerd_rel = managed, MANAGED_CONTAINERD
             return
-    best = max(outside, key=lambda p: (_moby_images(src_raw, p), -p.count("/")))
+    best = max(outside, key=lambda p: (_score(src_raw, p), -p.count("/")))
     if len(outside) > 1:
         raw.info.issues.add("containerd.multiple", f"several containerd roots found "
                             f"({', '.join(repr(p or '.') for p in outside)}); using {best!r}",
                             severity="warning")
-    raw.containerd_prefix = best
+    raw.containerd_prefix, raw.containerd_rel = best, CONTAINERD_MOUNT
     raw.containerd_info = extra.info if extra is not None else None
     src = best + "/" if best else ""
     dst = f"{head}{CONTAINERD_MOUNT}/"
     raw.captured.update({dst + p[len(src):]: d for p, d in list(src_raw.captured.items())
-                         if p.startswith(src) and (extra is not None or not head
-                                                   or not p.startswith(head))})
+                         if p.startswith(src)})
     files = src_raw.files
     paths = files["path"]
-    if src:
-        inside = pc.starts_with(paths, src)
-    elif extra is not None:
-        inside = pc.is_valid(paths)
-    else:
-        inside = pc.invert(pc.starts_with(paths, head))
+    inside = pc.starts_with(paths, src) if src else pc.is_valid(paths)
     moved = files.filter(inside)
     moved = moved.set_column(0, "path", pc.binary_join_element_wise(
         dst, pc.utf8_slice_codeunits(moved["path"], len(src)), ""))

@@ -526,6 +526,14 @@ class BufPayload:
         self.remaining -= n
         return data
 
+    def chunks(self) -> "Iterator[memoryview]":
+        """The rest of the content as one view of the buffer (no copy)."""
+        if self.remaining:
+            view = memoryview(self._buf)[self._pos:self._pos + self.remaining]
+            self._pos += self.remaining
+            self.remaining = 0
+            yield view
+
     def readable(self) -> bool:
         return True
 

@@ -135,6 +135,18 @@ class _Blocks:
         self.pos += len(data)
         return data
 
+    def view(self, n: int) -> memoryview:
+        """Up to ``n`` bytes as a view of the buffer, without copying: at most what the
+        buffer holds (a refill replaces an empty buffer, no join); empty only at the end
+        of the stream. The view stays valid after later reads (buffers are immutable)."""
+        if self.off >= len(self.buf):
+            self._fill(1)
+        k = min(n, len(self.buf) - self.off)
+        view = memoryview(self.buf)[self.off:self.off + k]
+        self.off += k
+        self.pos += k
+        return view
+
     def unread(self, n: int) -> None:
         """Step back over the last ``n`` bytes returned by :meth:`read` (``n`` <= 512)."""
         self.off -= n
@@ -178,6 +190,19 @@ class Payload:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of content (all that is left if ``n < 0``)."""
         return self._read_stored(n)
+
+    def chunks(self) -> Iterator[memoryview]:
+        """The rest of the content as views of the reader's chunks, without copying
+        (hashing a large member costs the hash alone; ``hashlib`` releases the GIL
+        while it digests them)."""
+        while self.remaining:
+            view = self._blocks.view(self.remaining)
+            if not view:
+                self.short = True
+                self.remaining = 0
+                return
+            self.remaining -= len(view)
+            yield view
 
     def readable(self) -> bool:
         return True
@@ -229,6 +254,14 @@ class SparsePayload(Payload):
                 self._left = 0
                 break
         return b"".join(out)
+
+    def chunks(self) -> Iterator[bytes]:  # type: ignore[override]
+        """The rest of the expanded content (holes as zeros), a bounded piece at a time."""
+        while True:
+            data = self.read(1 << 20)
+            if not data:
+                return
+            yield data
 
 
 _ZERO_BLOCK = bytes(BLOCKSIZE)

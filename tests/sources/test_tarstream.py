@@ -556,3 +556,60 @@ def test_invalid_pax_values_skip_the_member(tmp_path: Path) -> None:
     src, ours = read_all(path)
     assert [(m.path, d) for m, d in ours] == [("a", b"a"), ("c", b"c")]
     assert src.info.issues.codes() == ["archive.corrupt"] and not src.info.complete
+
+
+# -- large members: hashed from the reader's chunks, without copies ---------------------
+@pytest.mark.parametrize("kind", ["tar", "zstd", "gzip", "inline"])
+def test_large_members_hash_from_chunks(tmp_path: Path, kind: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.sources import compression
+
+    big = os.urandom((17 << 20) + 123)  # larger than the fast path's 16 MiB buffer
+    members = [(_info("a/small", size=5), b"hello"), (_info("a/big", size=len(big)), big),
+               (_info("a/odd", size=(4 << 20) - 7), big[:(4 << 20) - 7]),
+               (_info("a/after", size=3), b"end")]
+    path = _tar_of(tmp_path / "a.tar", members, tarfile.PAX_FORMAT)
+    if kind == "inline":
+        monkeypatch.setenv(compression.ENV_DECOMPRESSOR, "python")
+    elif kind != "tar":
+        data = compress(path.read_bytes(), kind)
+        path = tmp_path / f"a.tar.{kind}"
+        path.write_bytes(data)
+    raw = read_evidence(os.fspath(path), hash_files=True)
+    got = dict(zip(raw.files["path"].to_pylist(), raw.files["sha256"].to_pylist()))
+    for info, content in members:
+        assert got[info.name] == hashlib.sha256(content).hexdigest(), info.name
+    assert raw.info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert raw.info.complete and not raw.info.issues.codes()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_payload_chunks_are_views_and_resume_after_read(tmp_path: Path, fast: bool) -> None:
+    big = os.urandom((6 << 20) + 1)
+    path = _tar_of(tmp_path / "a.tar", [(_info("big", size=len(big)), big),
+                                        (_info("next", size=2), b"ok")], tarfile.USTAR_FORMAT)
+    seen = []
+    for member, payload in TarSource(os.fspath(path), fast=fast):
+        if member.path == "big":
+            head = payload.read(1000)
+            parts = list(payload.chunks())
+            assert all(isinstance(p, memoryview) for p in parts)
+            assert len(parts) >= 2 or fast  # the exact reader hands out its 4 MiB chunks
+            assert head + b"".join(bytes(p) for p in parts) == big
+            assert payload.remaining == 0 and not payload.short
+        else:
+            seen.append(payload.read())
+    assert seen == [b"ok"]
+
+
+def test_payload_chunks_of_a_truncated_member_are_short(tmp_path: Path) -> None:
+    big = os.urandom(5 << 20)
+    path = _tar_of(tmp_path / "a.tar", [(_info("big", size=len(big)), big)],
+                   tarfile.USTAR_FORMAT)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(path.read_bytes()[:512 + (3 << 20) + 17])
+    src = TarSource(os.fspath(cut), fast=False)
+    for member, payload in src:
+        data = b"".join(bytes(p) for p in payload.chunks())
+        assert data == big[:(3 << 20) + 17] and payload.short
+    assert src.info.issues.codes() == ["archive.truncated"] and not src.info.complete
