@@ -340,9 +340,9 @@ def choose_root(raw: RawSnapshot, root: str | None) -> RootCandidate:
 def _score(raw: RawSnapshot, prefix: str) -> int:
     """How much of dockerd's namespace the containerd root at ``prefix`` holds."""
     from analyzer.formats.containerd_db import moby_score
+    from analyzer.parsers.containerd import META_DB
 
-    meta = "io.containerd.metadata.v1.bolt/meta.db"
-    return moby_score(raw.captured.get(f"{prefix}/{meta}" if prefix else meta))
+    return moby_score(raw.captured.get(f"{prefix}/{META_DB}" if prefix else META_DB))
 
 
 def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
@@ -372,6 +372,7 @@ def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
                                 "containerd root (no io.containerd.metadata.v1.bolt/meta.db)",
                                 severity="error")
             return
+        scores = {p: _score(extra, p) for p in outside}
     else:
         if managed in raw.containerd_roots and _score(raw, managed):
             raw.containerd_prefix, raw.containerd_rel = managed, MANAGED_CONTAINERD
@@ -380,12 +381,13 @@ def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
         # is inside it (a docker-in-docker or kind node's root in a layer or volume)
         outside = [p for p in raw.containerd_roots
                    if head and p != managed and not (p + "/").startswith(head)]
-        outside = [p for p in outside if _score(raw, p)]
+        scores = {p: _score(raw, p) for p in outside}  # each meta.db is parsed once
+        outside = [p for p in outside if scores[p]]
         if not outside:
             if managed in raw.containerd_roots:
                 raw.containerd_prefix, raw.containerd_rel = managed, MANAGED_CONTAINERD
             return
-    best = max(outside, key=lambda p: (_score(src_raw, p), -p.count("/")))
+    best = max(outside, key=lambda p: (scores[p], -p.count("/")))
     if len(outside) > 1:
         raw.info.issues.add("containerd.multiple", f"several containerd roots found "
                             f"({', '.join(repr(p or '.') for p in outside)}); using {best!r}",

@@ -70,6 +70,13 @@ def test_image_inspect_and_history(sample: tuple[Any, Truth]) -> None:
         assert eimg.image_history(snap, image) == truth.json(f"history-{short}.json"), short
 
 
+def _mounts_in_map_order(docs: list[dict[str, Any]]) -> None:
+    """Container summaries walk the container's mount-point map: Go map order, so the
+    list's ``Mounts`` are compared as sets (sorted by destination)."""
+    for d in docs:
+        d["Mounts"] = sorted(d["Mounts"], key=lambda m: m["Destination"])
+
+
 def test_containers_list(sample: tuple[Any, Truth]) -> None:
     snap, truth = sample
     expected = truth.json("containers.json")
@@ -83,8 +90,7 @@ def test_containers_list(sample: tuple[Any, Truth]) -> None:
             break
     for d in got:
         d["Status"] = docs.status(d["Id"])[1]
-    for d in got + expected:  # the list walks the container's mount-point map: Go map order
-        d["Mounts"] = sorted(d["Mounts"], key=lambda m: m["Destination"])
+    _mounts_in_map_order(got + expected)
     assert got == expected
 
 
@@ -161,6 +167,7 @@ def test_system_df(sample: tuple[Any, Truth]) -> None:
     assert got["LayersSize"] == expected["LayersSize"]
     key = lambda d: d["Id"]  # noqa: E731 - the daemon lists in map order
     assert sorted(got["Images"], key=key) == sorted(expected["Images"], key=key)
+    _mounts_in_map_order(got["Containers"] + expected["Containers"])
     for ours, theirs in zip(sorted(got["Containers"], key=key),
                             sorted(expected["Containers"], key=key)):
         ours.pop("Status"), theirs.pop("Status")  # wording depends on the request instant

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.errors import UsageError
+from analyzer.parsers.containerd import content_folder_regex
 
 #: driver → regex splitting an index path into (content folder, path inside it)
 FOLDER_RX: dict[str, str] = {
@@ -57,10 +58,8 @@ FOLDER_RX: dict[str, str] = {
     "overlay": r"^(overlay/[^/]+/(?:root|upper))(?:/(.*))?$",
     # containerd image store: snapshot folders of dockerd's own containerd root, or of a
     # containerd root outside the data-root (shown under @containerd/)
-    "overlayfs": r"^((?:containerd/daemon|@containerd)/io\.containerd\.snapshotter\.v1\."
-                 r"overlayfs/snapshots/[^/]+/fs)(?:/(.*))?$",
-    "native": r"^((?:containerd/daemon|@containerd)/io\.containerd\.snapshotter\.v1\."
-              r"native/snapshots/[^/]+)(?:/(.*))?$",
+    "overlayfs": content_folder_regex("overlayfs"),
+    "native": content_folder_regex("native"),
 }
 #: driver → whiteout encoding of its layer folders
 WHITEOUTS: dict[str, str] = {"overlay2": "overlay", "overlay": "overlay", "aufs": "aufs",

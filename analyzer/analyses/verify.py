@@ -103,6 +103,7 @@ from typing import Any, BinaryIO, Iterator
 
 from analyzer.errors import TarSplitFormatError, UsageError
 from analyzer.formats import tarsplit
+from analyzer.parsers.containerd import BLOBS, META_DB
 from analyzer.sources.member import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK
 
 #: bytes of layer-file content kept in memory (tar evidence) to rebuild layer tars
@@ -301,13 +302,50 @@ def evidence_of(snapshot_path: str, snap: Any) -> str:
     return snapshot_path
 
 
-class _Pass:
+def _disk(member: Any, size: int, digest: Any, inode: Any, content: str | None) -> "_Disk":
+    """The record of one layer-folder member (both passes): its metadata as archived,
+    with the size, content digest (CRC-64 or sha256), inode and content path resolved."""
+    return _Disk(kind=member.kind, size=size, crc=digest, mode=member.mode, uid=member.uid,
+                 gid=member.gid, mtime=member.mtime, linkname=member.linkname,
+                 dev=(member.devmajor, member.devminor),
+                 xattrs={k: v for k, v in member.xattrs.items() if k in KEPT_XATTRS},
+                 inode=inode, content=content)
+
+
+class _Folders:
+    """What both streaming passes share: which content folder a path is in, and whether
+    the archive kept extended attributes (overlay ones in particular)."""
+
+    def __init__(self, folders: Any) -> None:
+        self.folders = folders
+        self.depths = sorted({f.count("/") + 1 for f in folders})
+        self.xattrs = False  # some member carries an xattr
+        self.overlay_xattrs = False  # some member carries a trusted.* / user.overlay.* one
+
+    def folder_of(self, path: str) -> tuple[str, str] | None:
+        """(content folder, path inside it) of a path, or None."""
+        parts = path.split("/")
+        for d in self.depths:
+            if len(parts) >= d:
+                folder = "/".join(parts[:d])
+                if folder in self.folders:
+                    return folder, "/".join(parts[d:])
+        return None
+
+    def note_xattrs(self, member: Any) -> None:
+        if member.xattrs:
+            self.xattrs = True
+            if not self.overlay_xattrs:
+                self.overlay_xattrs = any(k.startswith(("trusted.", "user.overlay."))
+                                          for k in member.xattrs)
+
+
+class _Pass(_Folders):
     """State of the one streaming pass."""
 
     def __init__(self, folders: dict[str, str], splits: dict[str, str], buffer_limit: int,
                  random_access: bool) -> None:
-        self.folders = folders  # full content-folder path → chain id
-        self.depths = sorted({f.count("/") + 1 for f in folders})
+        super().__init__(folders)  # full content-folder path → chain id
         self.splits = splits  # full tar-split path → chain id
         self.records: dict[str, dict[str, _Disk]] = {f: {} for f in folders}
         self.by_path: dict[str, _Disk] = {}  # full path → record (hardlink resolution)
@@ -317,25 +355,10 @@ class _Pass:
         self.buffered = 0
         self.buffer_limit = 0 if random_access else buffer_limit
         self.overflow = False
-        self.xattrs = False  # some member carries an xattr
-        self.overlay_xattrs = False  # some member carries a trusted.* / user.overlay.* one
-
-    def folder_of(self, path: str) -> tuple[str, str] | None:
-        parts = path.split("/")
-        for d in self.depths:
-            if len(parts) >= d:
-                folder = "/".join(parts[:d])
-                if folder in self.folders:
-                    return folder, "/".join(parts[d:])
-        return None
 
     def member(self, member: Any, payload: BinaryIO | None) -> None:
         path = member.path
-        if member.xattrs:
-            self.xattrs = True
-            if not self.overlay_xattrs:
-                self.overlay_xattrs = any(k.startswith(("trusted.", "user.overlay."))
-                                          for k in member.xattrs)
+        self.note_xattrs(member)
         chain = self.splits.get(path)
         if chain is not None:
             if member.kind != FILE:
@@ -365,11 +388,7 @@ class _Pass:
                 crc, size, inode, content = target.crc, target.size, target.inode, target.content
             else:  # first name outside the layer folders: identity known, content not
                 inode, size = member.linkname, -1
-        rec = _Disk(kind=kind, size=size, crc=crc, mode=member.mode, uid=member.uid,
-                    gid=member.gid, mtime=member.mtime, linkname=member.linkname,
-                    dev=(member.devmajor, member.devminor),
-                    xattrs={k: v for k, v in member.xattrs.items() if k in KEPT_XATTRS},
-                    inode=inode, content=content)
+        rec = _disk(member, size, crc, inode, content)
         self.records[folder][inner] = rec
         if kind in (FILE, HARDLINK):
             self.by_path[path] = rec
@@ -939,8 +958,7 @@ MAX_JSON_BLOB = 16 << 20
 MAX_META_DB = 1 << 30
 UNCOMPRESSED_LABEL = "containerd.io/uncompressed"
 SNAPSHOTTER_MARK = "io.containerd.snapshotter.v1."
-CONTENT_BLOBS = "io.containerd.content.v1.content/blobs/sha256"
-CONTENT_META = "io.containerd.metadata.v1.bolt/meta.db"
+CONTENT_BLOBS, CONTENT_META = BLOBS, META_DB  # the containerd parser's layout names
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _HEX = frozenset("0123456789abcdef")
@@ -1109,14 +1127,13 @@ def _read_blob(payload: BinaryIO | None, path: str, keep_entries: bool) -> _Seen
     return blob
 
 
-class _CPass:
+class _CPass(_Folders):
     """State of the pass(es) over a containerd store."""
 
     def __init__(self, croot: str, folders: dict[str, list[str]], layer_blobs: set[str]) -> None:
+        super().__init__(folders)  # files-table folder → chain ids
         self.blob_dir = f"{croot}/{CONTENT_BLOBS}/"
         self.meta_db_path = f"{croot}/{CONTENT_META}"
-        self.folders = folders  # files-table folder → chain ids
-        self.depths = sorted({f.count("/") + 1 for f in folders})
         self.layer_blobs = layer_blobs  # hex digests of image-layer blobs: keep their entries
         self.records: dict[str, dict[str, _Disk]] = {f: {} for f in folders}
         self.seen_folders: set[str] = set()
@@ -1124,17 +1141,6 @@ class _CPass:
         self.meta_db: bytes | None = None
         self.meta_db_problem: str | None = None
         self.by_path: dict[tuple[str, str], _Disk] = {}
-        self.xattrs = False
-        self.overlay_xattrs = False
-
-    def folder_of(self, rel: str) -> tuple[str, str] | None:
-        parts = rel.split("/")
-        for d in self.depths:
-            if len(parts) >= d:
-                folder = "/".join(parts[:d])
-                if folder in self.folders:
-                    return folder, "/".join(parts[d:])
-        return None
 
     def member(self, evidence: str, parts: list[Any], member: Any,
                payload: BinaryIO | None) -> None:
@@ -1145,11 +1151,7 @@ class _CPass:
         rel = relative(parts, member.path)
         if rel is None:
             return
-        if member.xattrs:
-            self.xattrs = True
-            if not self.overlay_xattrs:
-                self.overlay_xattrs = any(k.startswith(("trusted.", "user.overlay."))
-                                          for k in member.xattrs)
+        self.note_xattrs(member)
         if rel == self.meta_db_path:
             data = payload.read(MAX_META_DB + 1) if payload is not None else b""
             if member.kind != FILE or len(data) > MAX_META_DB:
@@ -1195,11 +1197,7 @@ class _CPass:
                 sha, size, inode, content = target.crc, target.size, target.inode, target.content
             else:
                 inode, size = member.linkname, -1
-        rec = _Disk(kind=kind, size=size, crc=sha, mode=member.mode, uid=member.uid,
-                    gid=member.gid, mtime=member.mtime, linkname=member.linkname,
-                    dev=(member.devmajor, member.devminor),
-                    xattrs={k: v for k, v in member.xattrs.items() if k in KEPT_XATTRS},
-                    inode=inode, content=content)
+        rec = _disk(member, size, sha, inode, content)
         self.records[folder][inner] = rec
         if kind in (FILE, HARDLINK):
             self.by_path[(evidence, member.path)] = rec

@@ -282,7 +282,7 @@ def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame]
         r.dir_id: int(r.content_bytes) for r in dir_df.itertuples()
         if r.driver == active and not pd.isna(r.content_bytes)}
     cache_rows = _guard(view, "build cache", lambda: buildcache.parse_build_cache(
-        view, bk_chains, bk_layers, bk_dirs), [])
+        view, bk_chains, bk_layers, bk_dirs, cstore), [])
 
     tables.update({
         "images": schema.frame("images", store.images),
@@ -316,11 +316,10 @@ def _containerd_store(raw: Any, view: RootView, crows: cparse.ContainerRows
     if rel is None:
         return None
     drivers = [c["driver"] for c in crows.containers if c["driver"] in SNAPSHOTTERS]
-    snapshotter = max(sorted(set(drivers)), key=drivers.count) if drivers else \
-        containerd.busiest_snapshotter(view, rel)
+    snapshotter = max(sorted(set(drivers)), key=drivers.count) if drivers else None
     cs = _guard(view, "containerd image store",
                 lambda: containerd.read_store(view, rel, snapshotter), None)
-    if cs is None or not (cs.meta.images or drivers or cs.meta.snapshots.get(snapshotter)):
+    if cs is None or not (cs.meta.images or drivers or cs.meta.snapshots.get(cs.snapshotter)):
         return None  # graphdriver mode keeps only manifests and leases in containerd
     return cs
 

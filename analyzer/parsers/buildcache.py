@@ -165,7 +165,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from analyzer.errors import BboltFormatError
 from analyzer.parsers.rootview import RootView
@@ -285,8 +285,11 @@ def _read_snapshots(view: RootView) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def _loadable(records: dict[str, _Record]) -> dict[str, bool]:
-    """Which records the daemon's ``init`` keeps (parents/mutables load, not deleted)."""
+def _walk_loads(records: Mapping[str, _Record],
+                rule: Callable[[str, _Record, Callable[[str], bool]], bool]) -> dict[str, bool]:
+    """Record id → whether the daemon's ``init`` keeps it, by ``rule(rid, rec, load)``
+    (``load`` decides a parent or mutable record, memoised; a cycle or a chain deeper
+    than ``MAX_PARENT_DEPTH`` never loads)."""
     state: dict[str, bool] = {}
 
     def load(rid: str, depth: int) -> bool:
@@ -296,18 +299,24 @@ def _loadable(records: dict[str, _Record]) -> dict[str, bool]:
         if rec is None or depth > MAX_PARENT_DEPTH:
             return False
         state[rid] = False  # provisional: a cycle never loads
-        mutable_id = rec.string(KEY_EQUAL_MUTABLE)
-        if mutable_id:
-            ok = load(mutable_id, depth + 1)
-        else:
-            parent = rec.string(KEY_PARENT)
-            ok = (not parent or load(parent, depth + 1)) and not rec.flag(KEY_DELETED)
-        state[rid] = ok
-        return ok
+        state[rid] = rule(rid, rec, lambda other: load(other, depth + 1))
+        return state[rid]
 
     for rid in sorted(records):
         load(rid, 0)
     return state
+
+
+def _loadable(records: dict[str, _Record]) -> dict[str, bool]:
+    """Which records the daemon's ``init`` keeps (parents/mutables load, not deleted)."""
+    def rule(rid: str, rec: _Record, load: Callable[[str], bool]) -> bool:
+        mutable_id = rec.string(KEY_EQUAL_MUTABLE)
+        if mutable_id:
+            return load(mutable_id)
+        parent = rec.string(KEY_PARENT)
+        return (not parent or load(parent)) and not rec.flag(KEY_DELETED)
+
+    return _walk_loads(records, rule)
 
 
 def _snapshot_usage(key: str, snaps: Mapping[str, Mapping[str, bytes]],
@@ -333,7 +342,8 @@ def _snapshot_usage(key: str, snaps: Mapping[str, Mapping[str, bytes]],
 
 def parse_build_cache(view: RootView, image_chains: set[str] | None = None,
                       layer_sizes: Mapping[str, int] | None = None,
-                      dir_sizes: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+                      dir_sizes: Mapping[str, int] | None = None,
+                      containerd_store: Any = None) -> list[dict[str, Any]]:
     """One row per ``_main`` record of ``buildkit/metadata_v2.db`` (table ``build_cache``).
 
     Args:
@@ -341,8 +351,10 @@ def parse_build_cache(view: RootView, image_chains: set[str] | None = None,
         image_chains: chain ids of every loaded image's layers (for ``shared``).
         layer_sizes: layerdb size by chain id (layers present, not being removed).
         dir_sizes: content bytes of graphdriver dirs by dir id (non-naive drivers only).
+        containerd_store: the containerd image store the root used (its parsed
+            databases are reused), None for a graphdriver root.
     """
-    worker_db, cd = _worker(view)
+    worker_db, cd = _worker(view, containerd_store)
     if worker_db != METADATA_DB:
         return _parse_containerd(view, worker_db, cd, dir_sizes or {})
     records = _read_records(view)
@@ -371,25 +383,9 @@ def parse_build_cache(view: RootView, image_chains: set[str] | None = None,
                 not records[parent].string(KEY_EQUAL_MUTABLE) and parent in twin_of:
             parent = twin_of[parent]  # cm.get of a mutable parent hands out its twin
         size, source = _size(rec, records, twin_of, snaps, layer_sizes, dir_sizes, mutable)
-        usage = rec.integer(KEY_USAGE_COUNT)
-        created_ns = rec.integer(KEY_CREATED_AT)
-        last_ns = rec.integer(KEY_LAST_USED_AT)
         chain = (snaps.get(rid, {}).get("chainid") or b"").decode("ascii", "replace") or None
-        rows[rid] = {
-            "cache_id": rid, "parent_id": parent or None,
-            "record_type": rec.string(KEY_RECORD_TYPE) or DEFAULT_TYPE,
-            "description": rec.string(KEY_DESCRIPTION),
-            "mutable": mutable, "equal_mutable": equal_mutable,
-            "deleted": rec.flag(KEY_DELETED),
-            "listed": bool(loaded.get(rid)) and not equal_mutable,
-            "shared": False, "size_bytes": size, "size_source": source,
-            "created_at": _ts(created_ns), "created_raw": rec.raw.get(KEY_CREATED_AT),
-            "last_used_at": _ts(last_ns) if usage is not None and last_ns else None,
-            "last_used_raw": rec.raw.get(KEY_LAST_USED_AT),
-            "usage_count": usage,
-            "snapshot_id": rec.string(KEY_SNAPSHOT) or rid,
-            "chain_id": chain,
-        }
+        rows[rid] = _row(rid, rec, parent or None, mutable, equal_mutable,
+                         bool(loaded.get(rid)), size, source, chain)
     _mark_shared(rows, image_chains, layer_sizes)
     return list(rows.values())
 
@@ -417,6 +413,28 @@ def _size(rec: _Record, records: Mapping[str, _Record], twin_of: Mapping[str, st
     size, source_ = _snapshot_usage(key_rec.string(KEY_SNAPSHOT) or key_rec.rid, snaps,
                                     layer_sizes, dir_sizes)
     return size, source_ if size is not None else None
+
+
+def _row(rid: str, rec: _Record, parent_id: str | None, mutable: bool,
+         equal_mutable: str | None, loaded: bool, size: int | None, source: str | None,
+         chain_id: str | None) -> dict[str, Any]:
+    """One ``build_cache`` row (both workers); ``shared`` is decided afterwards."""
+    usage = rec.integer(KEY_USAGE_COUNT)
+    last_ns = rec.integer(KEY_LAST_USED_AT)
+    return {
+        "cache_id": rid, "parent_id": parent_id,
+        "record_type": rec.string(KEY_RECORD_TYPE) or DEFAULT_TYPE,
+        "description": rec.string(KEY_DESCRIPTION),
+        "mutable": mutable, "equal_mutable": equal_mutable,
+        "deleted": rec.flag(KEY_DELETED), "listed": loaded and not equal_mutable,
+        "shared": False, "size_bytes": size, "size_source": source,
+        "created_at": _ts(rec.integer(KEY_CREATED_AT)),
+        "created_raw": rec.raw.get(KEY_CREATED_AT),
+        "last_used_at": _ts(last_ns) if usage is not None and last_ns else None,
+        "last_used_raw": rec.raw.get(KEY_LAST_USED_AT),
+        "usage_count": usage, "snapshot_id": rec.string(KEY_SNAPSHOT) or rid,
+        "chain_id": chain_id,
+    }
 
 
 def _mark_shared(rows: dict[str, dict[str, Any]], image_chains: set[str],
@@ -517,7 +535,7 @@ class _Containerd:
         return total
 
 
-def _worker(view: RootView) -> tuple[str, "_Containerd | None"]:
+def _worker(view: RootView, store: Any = None) -> tuple[str, "_Containerd | None"]:
     """Which worker database the daemon reads: the containerd worker's
     (``buildkit/containerd-<sn>/metadata_v2.db``) when the root used the containerd image
     store, else the graphdriver worker's ``buildkit/metadata_v2.db``."""
@@ -526,41 +544,37 @@ def _worker(view: RootView) -> tuple[str, "_Containerd | None"]:
     present = [sn for sn in SNAPSHOTTERS if view.read(WORKER_DB.format(sn)) is not None]
     if not present:
         return METADATA_DB, None
-    cd = _read_containerd(view, present)
+    cd = _read_containerd(view, present, store)
     if cd is None and view.read(METADATA_DB) is not None:
         return METADATA_DB, None  # a graphdriver daemon (the containerd worker db is a leftover)
     sn = cd.snapshotter if cd is not None else present[0]
     return WORKER_DB.format(sn), cd
 
 
-def _read_containerd(view: RootView, present: list[str]) -> "_Containerd | None":
-    """The moby namespace of the containerd root in the view, when its snapshots (for one
-    of the ``present`` worker snapshotters) say the root used the containerd image store."""
+def _read_containerd(view: RootView, present: list[str], store: Any) -> "_Containerd | None":
+    """dockerd's namespace of the containerd root the root used (``store``, the
+    :class:`~analyzer.parsers.containerd.ContainerdStore` already read; None when the root
+    did not use the containerd image store), for the worker snapshotter in use."""
     from analyzer.formats import containerd_db as cdb
     from analyzer.parsers import containerd as cparse
 
-    for root in (cparse.EXTERNAL, cparse.MANAGED):  # an external root is only mounted when used
-        data = view.read(f"{root}/{cparse.META_DB}")
-        if data is None:
-            continue
+    if store is None:
+        return None
+    meta = store.meta
+    used = [sn for sn in present if meta.snapshots.get(sn)]
+    if not used and not meta.images:
+        return None
+    sn = max(used, key=lambda n: len(meta.snapshots[n])) if used else present[0]
+    backend: dict[str, dict[str, Any]] | None = store.snapshots if sn == store.snapshotter \
+        else None
+    if backend is None:
+        sdata = view.read(f"{cparse.snapshotter_dir(store.root, sn)}/metadata.db")
         try:
-            meta = cdb.read_meta_db(data)
+            backend = cdb.read_snapshotter_db(sdata) if sdata is not None else None
         except BboltFormatError:
-            continue  # reported by the containerd store reader
-        used = [sn for sn in present if meta.snapshots.get(sn)]
-        if not used and not meta.images:
-            continue
-        sn = max(used, key=lambda n: len(meta.snapshots[n])) if used else present[0]
-        backend: dict[str, dict[str, Any]] | None = None
-        sdata = view.read(f"{cparse.snapshotter_dir(root, sn)}/metadata.db")
-        if sdata is not None:
-            try:
-                backend = cdb.read_snapshotter_db(sdata)
-            except BboltFormatError:
-                backend = None
-        return _Containerd(root=root, snapshotter=sn, keys=meta.snapshots.get(sn, {}),
-                           backend=backend, blobs=meta.blobs, images=meta.images)
-    return None
+            backend = None
+    return _Containerd(root=store.root, snapshotter=sn, keys=meta.snapshots.get(sn, {}),
+                       backend=backend, blobs=meta.blobs, images=meta.images)
 
 
 def _parents(rec: _Record) -> tuple[str, list[str]]:
@@ -581,22 +595,14 @@ def _load_containerd(records: Mapping[str, _Record], cd: "_Containerd | None"
                      ) -> tuple[dict[str, bool], set[str]]:
     """Which records BuildKit 0.13's ``init``/``getRecord`` keeps, and the twins whose
     mutable record is gone but whose own snapshot exists (they become plain records)."""
-    state: dict[str, bool] = {}
     orphan_twins: set[str] = set()
 
-    def load(rid: str, depth: int) -> bool:
-        if rid in state:
-            return state[rid]
-        rec = records.get(rid)
-        if rec is None or depth > MAX_PARENT_DEPTH:
-            return False
-        state[rid] = False  # provisional: a cycle never loads
+    def rule(rid: str, rec: _Record, load: Callable[[str], bool]) -> bool:
         kind, parents = _parents(rec)
-        ok = all(load(p, depth + 1) for p in parents)
+        ok = all(load(p) for p in parents)
         mutable_id = rec.string(KEY_EQUAL_MUTABLE)
         if ok and mutable_id:
-            if load(mutable_id, depth + 1):
-                state[rid] = True
+            if load(mutable_id):
                 return True
             if cd is not None and not cd.exists(rec.string(KEY_SNAPSHOT) or rid):
                 return False  # neither the mutable record nor this one's snapshot exists
@@ -606,11 +612,9 @@ def _load_containerd(records: Mapping[str, _Record], cd: "_Containerd | None"
         mutable = not rec.flag(KEY_COMMITTED) and kind not in ("merge", "diff")
         if ok and mutable and cd is not None and not cd.exists(rid):
             ok = False  # a mutable record's snapshot must exist (keyed by the record id)
-        state[rid] = ok
         return ok
 
-    for rid in sorted(records):
-        load(rid, 0)
+    state = _walk_loads(records, rule)
     return state, {t for t in orphan_twins if state.get(t)}
 
 
@@ -722,25 +726,9 @@ def _parse_containerd(view: RootView, rel: str, cd: "_Containerd | None",
         mutable = not equal_mutable and not rec.flag(KEY_COMMITTED) and \
             kind not in ("merge", "diff")
         size, source = _size_containerd(rec, records, twin_of, cd, dir_sizes, mutable)
-        usage = rec.integer(KEY_USAGE_COUNT)
-        created_ns = rec.integer(KEY_CREATED_AT)
-        last_ns = rec.integer(KEY_LAST_USED_AT)
-        rows[rid] = {
-            "cache_id": rid,
-            "parent_id": PARENT_SEP.join(resolve(p) for p in parents) or None,
-            "record_type": rec.string(KEY_RECORD_TYPE) or DEFAULT_TYPE,
-            "description": rec.string(KEY_DESCRIPTION),
-            "mutable": mutable, "equal_mutable": equal_mutable,
-            "deleted": rec.flag(KEY_DELETED),
-            "listed": bool(loaded.get(rid)) and not equal_mutable,
-            "shared": False, "size_bytes": size, "size_source": source,
-            "created_at": _ts(created_ns), "created_raw": rec.raw.get(KEY_CREATED_AT),
-            "last_used_at": _ts(last_ns) if usage is not None and last_ns else None,
-            "last_used_raw": rec.raw.get(KEY_LAST_USED_AT),
-            "usage_count": usage,
-            "snapshot_id": rec.string(KEY_SNAPSHOT) or rid,
-            "chain_id": rec.string("cache.chainID") or None,
-        }
+        rows[rid] = _row(rid, rec, PARENT_SEP.join(resolve(p) for p in parents) or None,
+                         mutable, equal_mutable, bool(loaded.get(rid)), size, source,
+                         rec.string("cache.chainID") or None)
     # markShared: a listed record whose blob chain is exactly an image manifest's layer
     # list is shared, and so are all its listed ancestors
     image_keys = _image_layer_keys(view, cd)

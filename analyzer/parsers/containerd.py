@@ -73,17 +73,6 @@ def snapshot_folder(root: str, snapshotter: str, sid: int | str) -> str:
     return f"{snapshotter_dir(root, snapshotter)}/snapshots/{sid}{sub}"
 
 
-def busiest_snapshotter(view: RootView, root: str) -> str:
-    """The snapshotter with most snapshots in dockerd's namespace (a root with images but
-    no containers says nothing else); ``overlayfs`` when unknown."""
-    data = view.read(f"{root}/{META_DB}")
-    try:
-        snaps = cdb.read_meta_db(data).snapshots if data else {}
-    except BboltFormatError:
-        snaps = {}
-    return max(sorted(snaps), key=lambda sn: len(snaps[sn])) if snaps else "overlayfs"
-
-
 @dataclass
 class ContainerdStore:
     """One containerd root as the image store of a data-root."""
@@ -204,8 +193,12 @@ def _pick_manifest(view: RootView, root: str, target: dict[str, Any]
     return (present[0][1], present[0][2]) if present else (None, None)
 
 
-def read_store(view: RootView, root: str, snapshotter: str = "overlayfs") -> ContainerdStore | None:
-    """Read the containerd root at ``root`` (relative to the data-root), or None."""
+def read_store(view: RootView, root: str, snapshotter: str | None = None
+               ) -> ContainerdStore | None:
+    """Read the containerd root at ``root`` (relative to the data-root), or None.
+
+    ``snapshotter`` is the containers' Driver; without containers, the snapshotter with
+    most snapshots in dockerd's namespace (``overlayfs`` when there are none)."""
     rel = f"{root}/{META_DB}"
     data = view.read(rel)
     if data is None:
@@ -218,6 +211,9 @@ def read_store(view: RootView, root: str, snapshotter: str = "overlayfs") -> Con
     if meta.problems:
         view.issues.add("bbolt.malformed", f"{rel}: {len(meta.problems)} damaged record(s) "
                         f"skipped, e.g. {meta.problems[0]}", path=rel)
+    if snapshotter is None:
+        snapshotter = max(sorted(meta.snapshots), key=lambda sn: len(meta.snapshots[sn])) \
+            if meta.snapshots else "overlayfs"
     snaps: dict[str, dict[str, Any]] = {}
     srel = f"{snapshotter_dir(root, snapshotter)}/metadata.db"
     sdata = view.read(srel)
@@ -455,6 +451,15 @@ def folder_regex(root: str, snapshotter: str) -> str:
     """Regex of an index path inside a snapshot folder: groups (snapshot id, inner path)."""
     sub = "/fs" if snapshotter in FS_SUBDIR else ""
     return rf"^{re.escape(snapshotter_dir(root, snapshotter))}/snapshots/([^/]+){sub}(?:/(.*))?$"
+
+
+def content_folder_regex(snapshotter: str) -> str:
+    """Regex of an index path inside any snapshot folder of either root (dockerd's own or
+    a mounted one): groups (content folder, inner path) - what ``fsview`` groups by."""
+    roots = f"(?:{re.escape(MANAGED)}|{re.escape(EXTERNAL)})"
+    sub = "/fs" if snapshotter in FS_SUBDIR else ""
+    return (rf"^({roots}/io\.containerd\.snapshotter\.v1\.{re.escape(snapshotter)}"
+            rf"/snapshots/[^/]+{sub})(?:/(.*))?$")
 
 
 def dir_frame(cs: ContainerdStore, files: pd.DataFrame) -> pd.DataFrame:

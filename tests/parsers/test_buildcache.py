@@ -307,8 +307,8 @@ def test_containerd_missing_snapshots_drop_records(monkeypatch: pytest.MonkeyPat
     whose mutable record is gone stays only if its own snapshot exists (here it does not)."""
     read_cd = buildcache._read_containerd
 
-    def without_key(view: RootView, present: list[str]) -> Any:
-        cd = read_cd(view, present)
+    def without_key(view: RootView, present: list[str], store: Any) -> Any:
+        cd = read_cd(view, present, store)
         assert cd is not None
         cd.keys = {k: v for k, v in cd.keys.items() if k != "zi883rz4jj4ek8w79m9rxlbi5"}
         return cd

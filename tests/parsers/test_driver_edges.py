@@ -35,16 +35,21 @@ def _tar(path: Path, files: dict[str, bytes | None]) -> str:
     return str(path)
 
 
+def _container(driver: str, name: str, image: str, started: str) -> dict[str, bytes | None]:
+    """config.v2.json + hostconfig.json of one stopped container under ``docker/``."""
+    cfg = {"ID": CID, "Name": f"/{name}", "Driver": driver, "Image": "sha256:" + "d" * 64,
+           "Config": {"Image": image}, "Created": "2026-01-01T00:00:00Z",
+           "State": {"Running": False, "StartedAt": started}}
+    return {f"docker/containers/{CID}/config.v2.json": json.dumps(cfg).encode(),
+            f"docker/containers/{CID}/hostconfig.json": b"{}",
+            f"docker/image/{driver}/repositories.json": b'{"Repositories":{}}'}
+
+
 def test_zfs_container_size_is_unknown_not_zero(tmp_path: Path) -> None:
     """A tar holds only zfs mount points: the RW size cannot be computed (NA), and the
     driver is reported as unreadable."""
-    cfg = {"ID": CID, "Name": "/db", "Driver": "zfs", "Image": "sha256:" + "d" * 64,
-           "Config": {"Image": "postgres"}, "Created": "2026-01-01T00:00:00Z",
-           "State": {"Running": False, "StartedAt": "0001-01-01T00:00:00Z"}}
     snap = analyzer.open_snapshot(_tar(tmp_path / "zfs.tar", {
-        f"docker/containers/{CID}/config.v2.json": json.dumps(cfg).encode(),
-        f"docker/containers/{CID}/hostconfig.json": b"{}",
-        "docker/image/zfs/repositories.json": b'{"Repositories":{}}',
+        **_container("zfs", "db", "postgres", "0001-01-01T00:00:00Z"),
         f"docker/image/zfs/layerdb/mounts/{CID}/mount-id": MOUNT.encode(),
         f"docker/image/zfs/layerdb/mounts/{CID}/init-id": f"{MOUNT}-init".encode(),
         f"docker/zfs/graph/{MOUNT}/": None,
@@ -58,14 +63,9 @@ def test_zfs_container_size_is_unknown_not_zero(tmp_path: Path) -> None:
 def test_nested_docker_in_docker_logs_stay_out_of_the_logs_table(tmp_path: Path) -> None:
     inner = "e" * 64
     line = b'{"log":"hello\\n","stream":"stdout","time":"2026-01-01T00:00:00.000000001Z"}\n'
-    cfg = {"ID": CID, "Name": "/dind", "Driver": "overlay2", "Image": "sha256:" + "d" * 64,
-           "Config": {"Image": "docker:dind"}, "Created": "2026-01-01T00:00:00Z",
-           "State": {"Running": False, "StartedAt": "2026-01-01T00:00:00Z"}}
     snap = analyzer.open_snapshot(_tar(tmp_path / "dind.tar", {
-        f"docker/containers/{CID}/config.v2.json": json.dumps(cfg).encode(),
-        f"docker/containers/{CID}/hostconfig.json": b"{}",
+        **_container("overlay2", "dind", "docker:dind", "2026-01-01T00:00:00Z"),
         f"docker/containers/{CID}/{CID}-json.log": line,
-        "docker/image/overlay2/repositories.json": b'{"Repositories":{}}',
         f"docker/overlay2/{MOUNT}/diff/var/lib/docker/containers/{inner}/{inner}-json.log":
             line * 3,
     }))

@@ -6,7 +6,7 @@ Reference: ``docs/engine-api.md`` §0, §3 (Config struct), §5 (HumanDuration).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -194,3 +194,48 @@ def normalized(ref: str) -> str:
     if "/" not in ref or ("." not in first and ":" not in first and first != "localhost"):
         ref = ("docker.io/library/" if "/" not in ref else "docker.io/") + ref
     return ref
+
+
+def platform_fields(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Image inspect ``Variant`` (when set), ``Os`` and ``OsVersion`` (when set), in order."""
+    out: dict[str, Any] = {}
+    if cfg.get("variant"):
+        out["Variant"] = cfg["variant"]
+    out["Os"] = cfg.get("os") or "linux"
+    if cfg.get("os.version"):
+        out["OsVersion"] = cfg["os.version"]
+    return out
+
+
+def rootfs_doc(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Image inspect ``RootFS`` from a config's ``rootfs``."""
+    rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
+    out: dict[str, Any] = {"Type": rootfs.get("type") or ""}
+    if rootfs.get("diff_ids"):
+        out["Layers"] = rootfs["diff_ids"]
+    return out
+
+
+def history_docs(snap: Any, image: Any, images: pd.DataFrame,
+                 tags_of: Callable[[str], list[str]]) -> list[dict[str, Any]]:
+    """``GET /images/{id}/history``: the config history newest first; ``Id``/``Tags``
+    follow the parent chain through ``images`` (indexed by image id) from ``image``,
+    both stores alike; ``tags_of`` gives an image's tags in the store's order."""
+    hist = snap.tables["image_history"]
+    rows = hist[hist["image_id"] == image["image_id"]].sort_values("step")
+    out: list[dict[str, Any]] = []
+    for r in rows.itertuples():
+        size = 0 if r.empty_layer or pd.isna(r.layer_size_bytes) else int(r.layer_size_bytes)
+        out.insert(0, {"Comment": "" if pd.isna(r.comment) else r.comment,
+                       "Created": unix_seconds(r.created_raw if not pd.isna(r.created_raw) else None),
+                       "CreatedBy": "" if pd.isna(r.created_by) else r.created_by,
+                       "Id": "<missing>", "Size": size, "Tags": None})
+    cur: str | None = image["image_id"]
+    for item in out:
+        if cur is None or cur not in images.index:
+            break
+        item["Id"] = cur
+        item["Tags"] = tags_of(cur) or None
+        parent = images.loc[cur, "parent_id"]
+        cur = None if pd.isna(parent) or not parent else str(parent)
+    return out

@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from analyzer.render.engine import images_c8d as c8d
-from analyzer.render.engine.common import (Context, familiar, go_config, go_time, loads,
-                                           normalized, unix_seconds)
+from analyzer.render.engine.common import (Context, familiar, go_config, go_time, history_docs,
+                                           loads, normalized, platform_fields, rootfs_doc,
+                                           unix_seconds)
 from analyzer.render.gojson import sorted_map
 
 
@@ -122,11 +123,7 @@ def image_inspect(snap: Any, ctx: Context, image: pd.Series) -> dict[str, Any]:
         "Config": go_config(cfg.get("config")) if "config" in cfg else None,
         "Architecture": cfg.get("architecture") or "",
     }
-    if cfg.get("variant"):
-        out["Variant"] = cfg["variant"]
-    out["Os"] = cfg.get("os") or "linux"
-    if cfg.get("os.version"):
-        out["OsVersion"] = cfg["os.version"]
+    out.update(platform_fields(cfg))
     size = int(image["size_bytes"]) if not pd.isna(image["size_bytes"]) else 0
     out["Size"] = size
     out["VirtualSize"] = size
@@ -137,11 +134,7 @@ def image_inspect(snap: Any, ctx: Context, image: pd.Series) -> dict[str, Any]:
         hit = layers[layers["chain_id"] == top]
         cache = hit["cache_id"].iloc[0] if len(hit) else None
     out["GraphDriver"] = _graphdriver(snap, ctx, cache, store_driver(snap))
-    rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
-    rf: dict[str, Any] = {"Type": rootfs.get("type") or ""}
-    if rootfs.get("diff_ids"):
-        rf["Layers"] = rootfs["diff_ids"]
-    out["RootFS"] = rf
+    out["RootFS"] = rootfs_doc(cfg)
     out["Metadata"] = {"LastTagTime": go_time(image["last_tag_raw"])
                        if not pd.isna(image["last_tag_raw"]) else "0001-01-01T00:00:00Z"}
     return out
@@ -151,23 +144,5 @@ def image_history(snap: Any, image: pd.Series) -> list[dict[str, Any]]:
     """``GET /images/{id}/history`` for one image row."""
     if c8d.is_containerd(snap):
         return c8d.image_history(snap, image)
-    hist = snap.tables["image_history"]
-    rows = hist[hist["image_id"] == image["image_id"]].sort_values("step")
-    out: list[dict[str, Any]] = []
-    for r in rows.itertuples():
-        size = 0 if r.empty_layer or pd.isna(r.layer_size_bytes) else int(r.layer_size_bytes)
-        out.insert(0, {"Comment": "" if pd.isna(r.comment) else r.comment,
-                       "Created": unix_seconds(r.created_raw if not pd.isna(r.created_raw) else None),
-                       "CreatedBy": "" if pd.isna(r.created_by) else r.created_by,
-                       "Id": "<missing>", "Size": size, "Tags": None})
-    loaded = loaded_images(snap).set_index("image_id")
-    cur: str | None = image["image_id"]
-    for item in out:
-        if cur is None or cur not in loaded.index:
-            break
-        item["Id"] = cur
-        tags, _ = _refs(snap, cur)
-        item["Tags"] = tags or None
-        parent = loaded.loc[cur, "parent_id"]
-        cur = None if pd.isna(parent) or not parent else parent
-    return out
+    return history_docs(snap, image, loaded_images(snap).set_index("image_id"),
+                        lambda image_id: _refs(snap, image_id)[0])

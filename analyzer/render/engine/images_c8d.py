@@ -24,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from analyzer.render.engine.common import go_config, go_time, loads, unix_seconds
+from analyzer.render.engine.common import (go_config, go_time, history_docs, loads,
+                                           platform_fields, rootfs_doc, unix_seconds)
 from analyzer.render.gojson import sorted_map
 
 
@@ -95,19 +96,11 @@ def image_inspect(snap: Any, image: pd.Series) -> dict[str, Any]:
         "Config": go_config(cfg.get("config") or {}),
         "Architecture": cfg.get("architecture") or "",
     })
-    if cfg.get("variant"):
-        out["Variant"] = cfg["variant"]
-    out["Os"] = cfg.get("os") or "linux"
-    if cfg.get("os.version"):
-        out["OsVersion"] = cfg["os.version"]
+    out.update(platform_fields(cfg))
     out["Size"] = int(image["content_bytes"]) if not pd.isna(image["content_bytes"]) else 0
     driver = str(snap.meta.get("driver") or "overlayfs").split(",")[0]
     out["GraphDriver"] = {"Data": None, "Name": driver}
-    rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
-    rf: dict[str, Any] = {"Type": rootfs.get("type") or ""}
-    if rootfs.get("diff_ids"):
-        rf["Layers"] = rootfs["diff_ids"]
-    out["RootFS"] = rf
+    out["RootFS"] = rootfs_doc(cfg)
     last = image["last_tag_at"]
     out["Metadata"] = {"LastTagTime": go_time(pd.Timestamp(last).isoformat().replace(
         "+00:00", "Z")) if not pd.isna(last) else "1970-01-01T00:00:00Z"}
@@ -115,23 +108,7 @@ def image_inspect(snap: Any, image: pd.Series) -> dict[str, Any]:
 
 
 def image_history(snap: Any, image: pd.Series) -> list[dict[str, Any]]:
-    """``GET /images/{id}/history`` (containerd store)."""
-    hist = snap.tables["image_history"]
-    rows = hist[hist["image_id"] == image["image_id"]].sort_values("step")
-    out: list[dict[str, Any]] = []
-    for r in rows.itertuples():
-        size = 0 if r.empty_layer or pd.isna(r.layer_size_bytes) else int(r.layer_size_bytes)
-        out.insert(0, {"Comment": "" if pd.isna(r.comment) else r.comment,
-                       "Created": unix_seconds(r.created_raw if not pd.isna(r.created_raw) else None),
-                       "CreatedBy": "" if pd.isna(r.created_by) else r.created_by,
-                       "Id": "<missing>", "Size": size, "Tags": None})
-    images = snap.tables["images"].set_index("image_id")
-    cur: str | None = image["image_id"]
-    for item in out:
-        if cur is None or cur not in images.index:
-            break
-        item["Id"] = cur
-        item["Tags"] = _tags(snap, cur) or None
-        parent = images.loc[cur, "parent_id"]
-        cur = None if pd.isna(parent) or not parent else str(parent)
-    return out
+    """``GET /images/{id}/history`` (containerd store): ids and tags follow the
+    parent-label chain over every image record, tags in name order."""
+    return history_docs(snap, image, snap.tables["images"].set_index("image_id"),
+                        lambda image_id: _tags(snap, image_id))
