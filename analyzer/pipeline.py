@@ -24,6 +24,7 @@ from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageE
 from analyzer.issues import IssueLog
 from analyzer.model.evidence import CONTAINERD_MOUNT, MANAGED_CONTAINERD
 from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
+from analyzer.sources import capture, locate
 from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, keep_captured,
                                       log_container, wants_capture)
 from analyzer.sources.locate import RootCandidate, RootFinder
@@ -41,6 +42,9 @@ LOG_MEMORY = 256 << 20
 MAX_LOG_ISSUES = 20
 #: duplicate-member and escaping-link issues kept per snapshot (then one summary)
 MAX_MEMBER_ISSUES = 20
+#: paths the per-member code must see (a superset of what capture, logs and the
+#: data-root finder look at); batches of the tar fast path are filtered with it
+WATCH = f"(?:{capture.PREFILTER})|(?:{locate.PREFILTER})"
 
 
 @dataclass
@@ -206,7 +210,7 @@ def _runs(items: Any) -> Any:
     the per-member loop body alone decides what happens to those bytes."""
     for item in items:
         if isinstance(item, MemberBatch):
-            yield from item.split(_keeps_bytes)
+            yield from item.split(_keeps_bytes, WATCH)
         else:
             yield item
 
@@ -219,18 +223,16 @@ def _take_run(batch: MemberBatch, index: FileIndex, finder: RootFinder, escapes:
               info: EvidenceInfo, hash_files: bool) -> int:
     """:func:`read_evidence`'s loop body for a run of members whose bytes are not kept:
     the same effects in the same order, with Python only for symlinks and hashing."""
-    paths = batch.paths
-    for path in paths:
+    for path in batch.path_list(np.flatnonzero(batch.match(WATCH))):
         finder.observe(path, path.rpartition("/")[2])
     links = batch.symlink_rows()
     if len(links):
-        targets = batch.link.to_pylist()
-        for i in links.tolist():
-            path = paths[i]
-            if link_escapes(path, targets[i]):
+        targets = batch.link.take(pa.array(links, pa.int64())).to_pylist()
+        for path, target in zip(batch.path_list(links), targets):
+            if link_escapes(path, target):
                 escapes += 1
                 if escapes <= MAX_MEMBER_ISSUES:
-                    info.issues.add("link.escape", f"{path} -> {targets[i]} points out of the "
+                    info.issues.add("link.escape", f"{path} -> {target} points out of the "
                                     "snapshot; it is never followed", path=path)
     sha: list[str | None] | None = None
     if hash_files:

@@ -69,6 +69,14 @@ LOG = re.compile(
     r"|local-logs/container\.log(?:\.\d+)?(?:\.gz)?|container-cached\.log(?:\.\d+)?(?:\.gz)?)$")
 
 
+#: a regular expression (RE2 syntax, for Arrow) matching at least every path that
+#: :func:`wants_capture` or :func:`log_container` could accept; the tar fast path runs
+#: it over a whole batch of paths so the per-member checks see only its matches
+PREFILTER = ("(?:^|/)(?:" + "|".join(re.escape(n) for n in sorted(_NAMES))
+             + r"|[^/]{64}|[^/]*\.db|repositories-[^/]*|[^/]*\.log[^/]*)$"
+             r"|aufs/layers/|devicemapper/metadata/")
+
+
 def wants_capture(path: str, name: str) -> bool:
     """True if the bytes of this member should be kept."""
     if name not in _NAMES and len(name) != 64 and not name.endswith(".db") \

@@ -45,6 +45,12 @@ _NAMES = {"repositories.json", "diff", "config.v2.json", "config.json", "hostcon
           "metadata.db", "local-kv.db", "engine-id", "json", "meta.db"}
 
 
+#: RE2 regex matching at least every path :meth:`RootFinder.observe` looks at (the tar
+#: fast path filters whole batches of paths with it)
+PREFILTER = ("(?:^|/)(?:" + "|".join(re.escape(n) for n in sorted(_NAMES))
+             + r"|repositories-[^/]*|[^/]{64})$")
+
+
 @dataclass(frozen=True)
 class RootCandidate:
     """One data-root found in a snapshot."""

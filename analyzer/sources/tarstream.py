@@ -57,7 +57,7 @@ from analyzer.formats.tarheader import (checksum_ok as _checksum_ok, cstr as _cs
 from analyzer.sources.base import EvidenceInfo, Progress, clean_path
 from analyzer.sources.compression import (EvidenceReader, decompression_errors, open_reader,
                                           sniff)
-from analyzer.sources.tarscan import MemberBatch, decode as _decode, walk as _walk
+from analyzer.sources.tarscan import MemberBatch, scan as _scan
 from analyzer.sources.member import (BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, OTHER,
                                      SYMLINK, Member)
 
@@ -344,22 +344,21 @@ class TarSource:
         """
         plan = self._plan
         if plan is not None:
-            buf, w, d, idx = plan
-            if buf is not blocks.buf or idx >= len(w.chains) or w.chains[idx] != blocks.off:
+            buf, chains, stop_all, d, idx = plan
+            if buf is not blocks.buf or idx >= len(chains) or chains[idx] != blocks.off:
                 plan = self._plan = None
         if plan is None:
             if len(blocks.buf) - blocks.off < FAST_MIN and not blocks.eof:
                 blocks._fill(FAST_FILL)
             buf = blocks.buf
-            w = _walk(buf, blocks.off, len(buf), FAST_MEMBERS)
-            if not w.headers:
+            chains, stop_all, d = _scan(buf, blocks.off, len(buf), FAST_MEMBERS)
+            if d is None:
                 return
-            d = _decode(buf, w)
             idx = 0
         bad = np.flatnonzero(~d.ok[idx:])
-        end = idx + int(bad[0]) if len(bad) else len(w.chains)
+        end = idx + int(bad[0]) if len(bad) else len(chains)
         if end > idx:
-            stop = w.chains[end] if end < len(w.chains) else w.stop
+            stop = chains[end] if end < len(chains) else stop_all
             batch = MemberBatch(buf, d, idx, end)
             step = stop - blocks.off
             blocks.off += step
@@ -367,7 +366,7 @@ class TarSource:
             self.info.members += batch.n
             yield batch
         # the exact code takes member ``end``; the plan resumes after it
-        self._plan = (buf, w, d, end + 1) if end + 1 < len(w.chains) else None
+        self._plan = (buf, chains, stop_all, d, end + 1) if end + 1 < len(chains) else None
 
     def _members(self, blocks: _Blocks) -> Iterator[Item]:
         issues = self.info.issues

@@ -7,6 +7,10 @@ variants of ``tests/hostile.py``, archives written by ``tarfile`` and GNU tar in
 format, and random archives from hypothesis — and must give identical members,
 payloads, issues, evidence hashes and member-index rows. The decompression readers
 (thread, ``pigz``/``gzip`` subprocess, in-process) must agree the same way.
+
+Every test runs twice, once with the compiled scanner (``_ctarscan.c``) and once with
+its numpy twin, and random header corruptions check that neither accepts a member the
+exact code reads differently.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analyzer.sources.tarstream as tarstream
+from analyzer.errors import AnalyzerError
 from analyzer.pipeline import read_evidence
-from analyzer.sources import compression
+from analyzer.sources import compression, tarscan
 from analyzer.sources.tarscan import MemberBatch
 from analyzer.sources.tarstream import TarSource
 from tests import hostile
@@ -33,6 +38,16 @@ from tests import hostile
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(ROOT.glob("samples/*/docker-root.tar.zst"))
 PEERS = sorted(Path("/work/shared/peer-fixtures").glob("*/*.tgz"))
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def scanner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with each implementation of the fast path's walk + decode."""
+    if request.param == "compiled":
+        assert tarscan._ctarscan is not None, (
+            "the compiled tar scanner was not built: `pip install -e .` needs a C compiler")
+    monkeypatch.setattr(tarscan, "COMPILED", request.param == "compiled")
+    return request.param
 
 
 def walk(path: Path, **kw: Any) -> tuple[TarSource, list[tuple[Any, bytes | None]]]:
@@ -172,6 +187,71 @@ def test_random_archives(members: list[tuple[str, bytes, bytes, str, float | Non
         path = Path(d) / "r.tar"
         path.write_bytes(buf.getvalue())
         assert_same_stream(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+       st.lists(st.tuples(st.integers(0, 1 << 30), st.sampled_from(
+           [0, 32, 46, 47, 48, 55, 56, 10, 61, 120, 76, 103, 200, 0x80, 0xff]),
+           st.booleans()), min_size=1, max_size=6))
+def test_corrupt_headers(fmt: int, edits: list[tuple[int, int, bool]]) -> None:
+    """Bytes of headers and pax records overwritten at random: fast and exact agree."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for i, (name, data) in enumerate([("./a/b", b"x" * 600), ("a/" + "l" * 120, b"y"),
+                                          ("a/c", b""), ("a/d/", None), ("a/e", b"z" * 9)]):
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+            ti.size = len(data or b"")
+            ti.mtime = 1_700_000_000 + i
+            if fmt == tarfile.PAX_FORMAT:
+                ti.pax_headers = {"mtime": f"{1_700_000_000 + i}.25", "uid": "7"}
+            try:
+                tf.addfile(ti, io.BytesIO(data) if data else None)
+            except ValueError:
+                continue
+    data = bytearray(buf.getvalue())
+    headers = [o for o in range(0, len(data), 512) if data[o + 257:o + 262] == b"ustar"]
+    for where, value, in_header in edits:
+        h = headers[where % len(headers)]
+        # a header field, or the first bytes after a header (a pax record or content)
+        off = h + (where >> 8) % 512 if in_header else h + 512 + (where >> 8) % 64
+        if off < len(data):
+            data[off] = value
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "c.tar"
+        path.write_bytes(bytes(data))
+        outcome = []
+        for fast in (True, False):
+            try:
+                src, got = walk(path, fast=fast)
+                outcome.append((got, src.info))
+            except AnalyzerError as exc:  # e.g. the first header no longer looks like tar
+                outcome.append((type(exc), str(exc)))
+        assert outcome[0] == outcome[1]
+
+
+def test_old_gnu_header_times(tmp_path: Path) -> None:
+    """Old GNU headers carry atime/ctime in the header; both paths read them."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name in ("a", "b"):
+            ti = tarfile.TarInfo(name)
+            ti.size = 1
+            tf.addfile(ti, io.BytesIO(b"x"))
+    data = bytearray(buf.getvalue())
+    data[345:357] = b"%011o\0" % 1_600_000_000
+    data[357:369] = b"%011o\0" % 1_650_000_000
+    data[148:156] = b" " * 8
+    data[148:156] = b"%06o\0 " % sum(data[:512])
+    path = tmp_path / "g.tar"
+    path.write_bytes(bytes(data))
+    assert assert_same_stream(path) == 2
+    m = walk(path)[1][0][0]
+    assert (m.atime, m.ctime) == (1_600_000_000 * 10**9, 1_650_000_000 * 10**9)
 
 
 # -- readers ----------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""The batch prefilter (``pipeline.WATCH``) lets through every path the per-member
+checks could accept: capture rules, log files and the data-root markers.
+
+The tar fast path offers only the paths matching ``WATCH`` to those checks; a path
+the regex missed would silently lose a captured file, a log or a data-root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer.pipeline import WATCH, read_evidence
+from analyzer.sources import capture, locate
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = sorted(ROOT.glob("samples/*/docker-root.tar.zst"))
+
+
+def looked_at(path: str) -> bool:
+    """Whether any per-member check does more than its cheap name test."""
+    name = path.rpartition("/")[2]
+    observed = (name in locate._NAMES or name.startswith("repositories-") or len(name) == 64)
+    return (capture.wants_capture(path, name) or capture.log_container(path, name) is not None
+            or observed)
+
+
+def watched(paths: list[str]) -> list[bool]:
+    return pc.match_substring_regex(pa.array(paths, pa.string()), WATCH).to_pylist()
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.parent.name)
+def test_samples(path: Path) -> None:
+    paths = read_evidence(str(path), hash_files=False).files["path"].to_pylist()
+    want = [looked_at(p) for p in paths]
+    assert sum(want) > 10
+    assert all(w for w, need in zip(watched(paths), want) if need)
+
+
+PART = st.sampled_from(sorted(capture._NAMES | locate._NAMES) + [
+    "a" * 64, "f" * 63, "x.db", "repositories-overlay2", "c-json.log", "container.log.1.gz",
+    "image", "overlay2", "containers", "layerdb", "sha256", "aufs", "layers", "devicemapper",
+    "metadata", "volumes", "io.containerd.metadata.v1.bolt", "diff", "ab", "é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PART, min_size=1, max_size=8))
+def test_random_paths(parts: list[str]) -> None:
+    path = "/".join(parts)
+    if looked_at(path):
+        assert watched([path]) == [True]
