@@ -23,12 +23,13 @@ import pyarrow.compute as pc
 from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
 from analyzer.issues import IssueLog
 from analyzer.model.evidence import CONTAINERD_MOUNT, MANAGED_CONTAINERD
-from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
+from analyzer.sources.base import EvidenceInfo, Prefilter, Progress, link_escapes
 from analyzer.sources import capture, locate
 from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, keep_captured,
                                       log_container, wants_capture)
 from analyzer.sources.locate import RootCandidate, RootFinder
-from analyzer.sources.tarscan import MemberBatch
+from analyzer.sources.tarscan import K_FILE, MemberBatch
+from analyzer.textcols import rows_containing
 
 if TYPE_CHECKING:  # pragma: no cover
     from analyzer.model.snapshot import Snapshot
@@ -42,9 +43,8 @@ LOG_MEMORY = 256 << 20
 MAX_LOG_ISSUES = 20
 #: duplicate-member and escaping-link issues kept per snapshot (then one summary)
 MAX_MEMBER_ISSUES = 20
-#: paths the per-member code must see (a superset of what capture, logs and the
-#: data-root finder look at); batches of the tar fast path are filtered with it
-WATCH = f"(?:{capture.PREFILTER})|(?:{locate.PREFILTER})"
+#: what the per-member code must see: capture, logs and the data-root finder
+WATCH = capture.PREFILTER | locate.PREFILTER
 
 
 @dataclass
@@ -138,112 +138,154 @@ def read_evidence(path: str, *, hash_files: bool = True, progress: Progress | No
         NotASnapshot, UnsupportedCompression, UsageError: the input is unusable.
     """
     source = open_source(path, progress)
-    info: EvidenceInfo = source.info
-    index = FileIndex()
-    finder = RootFinder()
-    captured: dict[str, bytes] = {}
-    logs: list[LogFile] = []
-    budget = [log_memory]  # shared by every log file of the pass
-    not_kept: set[str] = set()
-    escapes = 0
-    items = _runs(source.items()) if hasattr(source, "items") else iter(source)
+    state = _Pass(source.info, hash_files, log_memory)
+    items = source.items() if hasattr(source, "items") else iter(source)
     for item in items:
         if isinstance(item, MemberBatch):  # a run of ordinary tar members, decoded at once
-            escapes = _take_run(item, index, finder, escapes, info, hash_files)
-            continue
-        member, payload = item
+            state.batch(item)
+        else:
+            state.member(*item)
+    return state.finish()
+
+
+class _Pass:
+    """The state of :func:`read_evidence`: what each member does to the index, the
+    captured files, the logs and the data-root finder, member by member or for a
+    whole :class:`MemberBatch` (same effects, same order)."""
+
+    def __init__(self, info: EvidenceInfo, hash_files: bool, log_memory: int) -> None:
+        self.info = info
+        self.hash_files = hash_files
+        self.log_memory = log_memory
+        self.index = FileIndex()
+        self.finder = RootFinder()
+        self.captured: dict[str, bytes] = {}
+        self.logs: list[LogFile] = []
+        self.budget = [log_memory]  # shared by every log file of the pass
+        self.not_kept: set[str] = set()
+        self.escapes = 0
+
+    def member(self, member: Any, payload: Any) -> None:
+        """One member from the exact reader (or a directory source)."""
         if member.path is None:  # unsafe path, already reported by the source
-            continue
+            return
         name = member.name
-        finder.observe(member.path, name)
-        if member.kind == "symlink" and link_escapes(member.path, member.linkname):
-            escapes += 1
-            if escapes <= MAX_MEMBER_ISSUES:
-                info.issues.add("link.escape", f"{member.path} -> {member.linkname} points "
-                                "out of the snapshot; it is never followed", path=member.path)
+        self.finder.observe(member.path, name)
+        if member.kind == "symlink":
+            self._symlink(member.path, member.linkname)
         sha = None
         if payload is not None:
-            cid = log_container(member.path, name)
-            if cid is not None:
-                tee = _TeeHash(payload, hash_files)
-                if budget[0] > 0:
-                    logs.append(_decode_log(member.path, cid, tee, info.issues, budget))
-                if budget[0] <= 0 and cid not in not_kept:
-                    not_kept.add(cid)
-                    info.issues.add("log.not_kept", f"container {cid[:12]}: logs beyond the "
-                                    f"{log_memory} bytes kept in memory are not in the logs "
-                                    "table; `logs` reads them from the evidence",
-                                    path=member.path.rpartition("/")[0], severity="info")
-                sha = tee.finish()
-            elif wants_capture(member.path, name):
-                limit = capture_limit(member.path)
-                data = payload.read(limit + 1)
-                if len(data) > limit and limit == MAX_CAPTURE:
-                    info.issues.add("member.too_large", f"{member.path} is larger than "
-                                    f"{MAX_CAPTURE} bytes; not parsed", path=member.path)
-                    sha = None
-                elif len(data) > limit or not keep_captured(member.path, data):
-                    # a containerd layer blob: content, not metadata; only hashed
-                    sha = _hash_stream(payload, data) if hash_files else None
-                else:
-                    captured[member.path] = data
-                    sha = hashlib.sha256(data).hexdigest() if hash_files else None
-            elif hash_files:
-                sha = _hash_stream(payload)
-        index.add(member, sha)
-    if escapes > MAX_MEMBER_ISSUES:
-        info.issues.add("link.escape", f"{escapes - MAX_MEMBER_ISSUES} more symlinks point out "
-                        "of the snapshot")
-    table = index.table()
-    files = _drop_duplicates(table, info.issues)
-    if len(files) < len(table):  # a log file met twice: its last copy wins too
-        last = {log.path: i for i, log in enumerate(logs)}
-        logs = [log for i, log in enumerate(logs) if last[log.path] == i]
-    return RawSnapshot(info=info, files=files, captured=captured, logs=logs,
-                       roots=finder.candidates(), hash_files=hash_files,
-                       containerd_roots=finder.containerd_roots())
+            sha = self._content(member.path, name, payload)
+        self.index.add(member, sha)
+
+    def batch(self, batch: MemberBatch) -> None:
+        """A run of members: Python only for the rows the prefilter passes, symlinks
+        and hashing; the index rows are appended as columns."""
+        watch = np.flatnonzero(batch.mask("watch", watched))
+        paths = dict(zip(watch.tolist(), batch.path_list(watch)))
+        for p in paths.values():
+            self.finder.observe(p, p.rpartition("/")[2])
+        has_data = (batch.kind == K_FILE) & (batch.size > 0)
+        special = {i: p for i, p in paths.items()
+                   if has_data[i] and _keeps_bytes(p, p.rpartition("/")[2])}
+        links = batch.symlink_rows()
+        targets: dict[int, str] = {}
+        if len(links):
+            targets = dict(zip(links.tolist(), batch.link.take(pa.array(links, pa.int64()))
+                               .to_pylist()))
+            paths.update(zip(links.tolist(), batch.path_list(links)))
+        sha: list[str | None] = [None] * batch.n
+        for i in sorted(special.keys() | targets.keys()):  # issues in archive order
+            if i in targets:
+                self._symlink(paths[i], targets[i])
+            else:
+                p = special[i]
+                sha[i] = self._content(p, p.rpartition("/")[2], batch.payload(i))
+        if self.hash_files:
+            view = memoryview(batch.buf)
+            offs, sizes = batch.data_off, batch.size
+            for i in np.flatnonzero(has_data).tolist():
+                if i not in special:
+                    o = int(offs[i])
+                    sha[i] = hashlib.sha256(view[o:o + int(sizes[i])]).hexdigest()
+        self.index.add_columns(batch.columns(), sha if self.hash_files else None)
+
+    def _symlink(self, path: str, target: str) -> None:
+        if link_escapes(path, target):
+            self.escapes += 1
+            if self.escapes <= MAX_MEMBER_ISSUES:
+                self.info.issues.add("link.escape", f"{path} -> {target} points out of the "
+                                     "snapshot; it is never followed", path=path)
+
+    def _content(self, path: str, name: str, payload: Any) -> str | None:
+        """Read one member's bytes: decode a log, keep captured metadata, or only hash.
+        Returns the content's sha256 (``None`` when not hashing)."""
+        info, hash_files = self.info, self.hash_files
+        cid = log_container(path, name)
+        if cid is not None:
+            tee = _TeeHash(payload, hash_files)
+            if self.budget[0] > 0:
+                self.logs.append(_decode_log(path, cid, tee, info.issues, self.budget))
+            if self.budget[0] <= 0 and cid not in self.not_kept:
+                self.not_kept.add(cid)
+                info.issues.add("log.not_kept", f"container {cid[:12]}: logs beyond the "
+                                f"{self.log_memory} bytes kept in memory are not in the logs "
+                                "table; `logs` reads them from the evidence",
+                                path=path.rpartition("/")[0], severity="info")
+            return tee.finish()
+        if wants_capture(path, name):
+            limit = capture_limit(path)
+            data = payload.read(limit + 1)
+            if len(data) > limit and limit == MAX_CAPTURE:
+                info.issues.add("member.too_large", f"{path} is larger than "
+                                f"{MAX_CAPTURE} bytes; not parsed", path=path)
+                return None
+            if len(data) > limit or not keep_captured(path, data):
+                # a containerd layer blob: content, not metadata; only hashed
+                return _hash_stream(payload, data) if hash_files else None
+            self.captured[path] = data
+            return hashlib.sha256(data).hexdigest() if hash_files else None
+        return _hash_stream(payload) if hash_files else None
+
+    def finish(self) -> RawSnapshot:
+        """The pass's result, once every member was seen."""
+        info, logs = self.info, self.logs
+        if self.escapes > MAX_MEMBER_ISSUES:
+            info.issues.add("link.escape", f"{self.escapes - MAX_MEMBER_ISSUES} more symlinks "
+                            "point out of the snapshot")
+        table = self.index.table()
+        files = _drop_duplicates(table, info.issues)
+        if len(files) < len(table):  # a log file met twice: its last copy wins too
+            last = {log.path: i for i, log in enumerate(logs)}
+            logs = [log for i, log in enumerate(logs) if last[log.path] == i]
+        return RawSnapshot(info=info, files=files, captured=self.captured, logs=logs,
+                           roots=self.finder.candidates(), hash_files=self.hash_files,
+                           containerd_roots=self.finder.containerd_roots())
 
 
-def _runs(items: Any) -> Any:
-    """The source's items, with every member whose bytes the pass keeps (logs, captured
-    metadata) taken out of its :class:`MemberBatch` as a ``(member, payload)`` pair, so
-    the per-member loop body alone decides what happens to those bytes."""
-    for item in items:
-        if isinstance(item, MemberBatch):
-            yield from item.split(_keeps_bytes, WATCH)
-        else:
-            yield item
+def watched(paths: pa.Array, names: pa.Array, pf: Prefilter = WATCH) -> np.ndarray:
+    """Which rows pass the prefilter ``pf`` (default :data:`WATCH`): ``names`` are the
+    last components of ``paths``. On binary arrays (the tar fast path's, whose accepted
+    rows are ASCII) lengths are counted in bytes, on string arrays in characters."""
+    text = pa.types.is_string(names.type)
+    mask = pc.is_in(names, value_set=pa.array(sorted(pf.names), names.type))
+    if pf.name_length is not None:
+        length = pc.utf8_length(names) if text else pc.binary_length(names)
+        mask = pc.or_(mask, pc.equal(length, pf.name_length))
+    for x in pf.prefixes:
+        mask = pc.or_(mask, pc.starts_with(names, x))
+    for x in pf.suffixes:
+        mask = pc.or_(mask, pc.ends_with(names, x))
+    for x in pf.infixes:
+        mask = pc.or_(mask, pc.match_substring(names, x))
+    out = mask.to_numpy(zero_copy_only=False)
+    for x in pf.path_infixes:
+        out[rows_containing(paths, x)] = True
+    return out
 
 
 def _keeps_bytes(path: str, name: str) -> bool:
     return log_container(path, name) is not None or wants_capture(path, name)
-
-
-def _take_run(batch: MemberBatch, index: FileIndex, finder: RootFinder, escapes: int,
-              info: EvidenceInfo, hash_files: bool) -> int:
-    """:func:`read_evidence`'s loop body for a run of members whose bytes are not kept:
-    the same effects in the same order, with Python only for symlinks and hashing."""
-    for path in batch.path_list(np.flatnonzero(batch.match(WATCH))):
-        finder.observe(path, path.rpartition("/")[2])
-    links = batch.symlink_rows()
-    if len(links):
-        targets = batch.link.take(pa.array(links, pa.int64())).to_pylist()
-        for path, target in zip(batch.path_list(links), targets):
-            if link_escapes(path, target):
-                escapes += 1
-                if escapes <= MAX_MEMBER_ISSUES:
-                    info.issues.add("link.escape", f"{path} -> {target} points out of the "
-                                    "snapshot; it is never followed", path=path)
-    sha: list[str | None] | None = None
-    if hash_files:
-        sha = [None] * batch.n
-        view = memoryview(batch.buf)
-        offs, sizes = batch.data_off, batch.size
-        for i in batch.file_rows().tolist():
-            o = int(offs[i])
-            sha[i] = hashlib.sha256(view[o:o + int(sizes[i])]).hexdigest()
-    index.add_columns(batch.columns(), sha)
-    return escapes
 
 
 def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:

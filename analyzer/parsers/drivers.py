@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.parsers.rootview import RootView
+from analyzer.textcols import component_match
 
 #: driver → (regex of a member path inside a layer's own content: groups dir id,
 #: inner path), (content folder template)
@@ -102,6 +103,24 @@ def _matches(paths: pa.ChunkedArray, rx: str) -> np.ndarray:
     return pc.match_substring_regex(paths, rx).to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
+def _match_ids(win: pa.ChunkedArray, plain: str, named: str) -> tuple[np.ndarray, pa.Array]:
+    """Rows of ``win`` matching ``plain`` and their first group (``named`` is the same
+    regex with the group named, for Arrow's extract)."""
+    fast = [component_match(c, plain) for c in win.chunks]
+    if all(f is not None for f in fast):
+        mask = np.zeros(len(win), bool)
+        base = 0
+        for chunk, (rows, _) in zip(win.chunks, fast):  # type: ignore[misc]
+            mask[rows + base] = True
+            base += len(chunk)
+        values = [v for _, v in fast]  # type: ignore[misc]
+        return mask, pa.concat_arrays(values) if values else pa.array([], pa.string())
+    mask = _matches(win, named)
+    if not mask.any():
+        return mask, pa.array([], pa.string())
+    return mask, pc.struct_field(pc.extract_regex(win.filter(pa.array(mask)), named), [0])
+
+
 def unique_groups(files: pd.DataFrame, rx: str) -> set[str]:
     """The distinct first groups of ``rx`` over ``files.path`` (``str.extract(rx)`` without
     a column per row), scanned window by window."""
@@ -111,6 +130,11 @@ def unique_groups(files: pd.DataFrame, rx: str) -> set[str]:
     py = None
     for s in _windows(len(paths)):
         win = paths.slice(s, WINDOW)
+        fast = [component_match(c, rx) for c in win.chunks]
+        if all(f is not None for f in fast):  # the common ^folder/([^/]+)... shape
+            for _, values in fast:  # type: ignore[misc]
+                out.update(pc.unique(values).to_pylist())
+            continue
         if py is None:
             try:
                 hit = pc.extract_regex(win, named)
@@ -142,12 +166,12 @@ def content_sizes(files: pd.DataFrame, pattern: str) -> pd.DataFrame:
     parts: list[pa.Table] = []
     hard_ids: list[str] = []
     hard_targets: list[str] = []
+    plain = pattern[:-len(_OPTIONAL_INNER)] + "/.*$"
     for s in _windows(len(paths)):
         win = paths.slice(s, WINDOW)
-        mask = _matches(win, inside)
+        mask, ids = _match_ids(win, plain, inside)
         if not mask.any():
             continue
-        ids = pc.struct_field(pc.extract_regex(win.filter(pa.array(mask)), inside), [0])
         k = kind.iloc[s:s + WINDOW][mask]
         is_file = (k == "file").to_numpy(dtype=bool, na_value=False)
         is_link = (k == "symlink").to_numpy(dtype=bool, na_value=False)

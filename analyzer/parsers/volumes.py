@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer.errors import BboltFormatError
-from analyzer.parsers.drivers import content_sizes
+from analyzer.parsers.drivers import content_sizes, unique_groups
 from analyzer.parsers.rootview import RootView
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -62,8 +62,7 @@ def parse_volumes(view: RootView, mounts: list[dict[str, Any]]) -> list[dict[str
     """One row per volume, with sizes and reference counts."""
     db = read_volume_db(view)
     files = view.files
-    dir_names = set(files["path"].str.extract(r"^volumes/([^/]+)/", expand=False)
-                    .dropna().tolist())
+    dir_names = unique_groups(files, r"^volumes/([^/]+)/")
     dir_rows = files[files["path"].str.fullmatch(r"volumes/[^/]+") & (files["kind"] == "dir")]
     dir_times = {p.split("/", 1)[1]: (c, m) for p, c, m in
                  zip(dir_rows["path"], dir_rows["ctime"], dir_rows["mtime"])}

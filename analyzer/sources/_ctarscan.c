@@ -12,9 +12,11 @@
  * It only *accepts*: a member is "ok" when it is plainly ordinary; every other one
  * is handed to the exact per-member reader in tarstream.py, as the numpy code does.
  *
- * scan(buf, pos, end, limit) -> (n, stop, ints, path_off, path_data, link_off, link_data)
+ * scan(buf, pos, end, limit)
+ *   -> (n, stop, ints, path_off, path_data, link_off, link_data, name_off, name_data)
  *   ints: NCOL int64 columns of `limit` slots each (column k at [k*limit, k*limit+n)).
- *   path_off / link_off: n+1 int32 offsets into path_data / link_data (Arrow binary).
+ *   *_off: n+1 int32 offsets into *_data (Arrow binary layout) of the cleaned paths,
+ *   the link targets and the paths' last components.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -180,6 +182,7 @@ typedef struct {
 } Bytes;
 
 static int bytes_put(Bytes *b, const unsigned char *p, Py_ssize_t n) {
+    if (n == 0) return 0;
     if (b->len + n > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap : 1 << 16;
         while (cap < b->len + n) cap *= 2;
@@ -233,13 +236,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *ints = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)NCOL * limit * 8);
     PyObject *poff = PyBytes_FromStringAndSize(NULL, (limit + 1) * 4);
     PyObject *loff = PyBytes_FromStringAndSize(NULL, (limit + 1) * 4);
-    Bytes pdata = {0}, ldata = {0};
-    if (!ints || !poff || !loff) goto fail;
+    PyObject *noff = PyBytes_FromStringAndSize(NULL, (limit + 1) * 4);
+    Bytes pdata = {0}, ldata = {0}, ndata = {0};
+    if (!ints || !poff || !loff || !noff) goto fail;
     int64_t *col = (int64_t *)PyBytes_AS_STRING(ints);
     int32_t *po = (int32_t *)PyBytes_AS_STRING(poff);
     int32_t *lo = (int32_t *)PyBytes_AS_STRING(loff);
+    int32_t *no = (int32_t *)PyBytes_AS_STRING(noff);
 #define COL(k) (col + (Py_ssize_t)(k) * limit)
-    po[0] = lo[0] = 0;
+    po[0] = lo[0] = no[0] = 0;
 
     Py_ssize_t n = 0, start = pos, o = pos;
     Pending st;
@@ -345,6 +350,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_ssize_t cs, cn;
         ok &= ascii(raw, rlen) & clean(raw, rlen, &cs, &cn);
         int perr = bytes_put(&pdata, raw + cs, cn);
+        Py_ssize_t ns = cn;  /* the last component */
+        while (ns > 0 && raw[cs + ns - 1] != '/') ns--;
+        perr |= bytes_put(&ndata, raw + cs + ns, cn - ns);
         if (joined && joined != small) free(joined);
         int lerr = 0;
         if (kind == K_SYMLINK) {
@@ -355,7 +363,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             ok &= ascii(ls, ll) & clean(ls, ll, &ks, &kn);
             lerr = bytes_put(&ldata, ls + ks, kn);
         }
-        if (perr || lerr || pdata.len > INT32_MAX || ldata.len > INT32_MAX) break;
+        if (perr || lerr || pdata.len > INT32_MAX || ldata.len > INT32_MAX) break;  /* no memory */
         COL(C_CHAIN)[n] = start;
         COL(C_HEADER)[n] = o;
         COL(C_SIZE)[n] = size;
@@ -374,6 +382,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         n++;
         po[n] = (int32_t)pdata.len;
         lo[n] = (int32_t)ldata.len;
+        no[n] = (int32_t)ndata.len;
         o = start = nxt;
         memset(&st, 0, sizeof st);
         chain_ok = 1;
@@ -383,28 +392,34 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyBuffer_Release(&view);
     PyObject *pd = PyBytes_FromStringAndSize(pdata.data ? pdata.data : "", pdata.len);
     PyObject *ld = PyBytes_FromStringAndSize(ldata.data ? ldata.data : "", ldata.len);
+    PyObject *nd = PyBytes_FromStringAndSize(ndata.data ? ndata.data : "", ndata.len);
     free(pdata.data);
     free(ldata.data);
-    if (!pd || !ld) {
+    free(ndata.data);
+    if (!pd || !ld || !nd) {
         Py_XDECREF(pd);
         Py_XDECREF(ld);
+        Py_XDECREF(nd);
         Py_DECREF(ints);
         Py_DECREF(poff);
         Py_DECREF(loff);
+        Py_DECREF(noff);
         return NULL;
     }
-    return Py_BuildValue("(nnNNNNN)", n, start, ints, poff, pd, loff, ld);
+    return Py_BuildValue("(nnNNNNNNN)", n, start, ints, poff, pd, loff, ld, noff, nd);
 fail:
     PyBuffer_Release(&view);
     Py_XDECREF(ints);
     Py_XDECREF(poff);
     Py_XDECREF(loff);
+    Py_XDECREF(noff);
     return PyErr_NoMemory();
 }
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(buf, pos, end, limit) -> (n, stop, ints, path_off, path_data, link_off, link_data)"},
+     "scan(buf, pos, end, limit) -> (n, stop, ints, path_off, path_data, link_off, "
+     "link_data, name_off, name_data)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ctarscan",

@@ -43,6 +43,43 @@ class Source(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Prefilter:
+    """A cheap superset test of the paths a per-member check looks at, applied to whole
+    arrays of paths at once (the tar fast path) before the check runs on each match.
+
+    A path passes when its last component is one of ``names``, has ``name_length``
+    characters, starts with one of ``prefixes``, ends with one of ``suffixes`` or
+    contains one of ``infixes``; or when the whole path contains one of
+    ``path_infixes``. Two prefilters combine with ``|``.
+    """
+
+    names: frozenset[str] = frozenset()
+    name_length: int | None = None
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    infixes: tuple[str, ...] = ()
+    path_infixes: tuple[str, ...] = ()
+
+    def __or__(self, other: "Prefilter") -> "Prefilter":
+        if None not in (self.name_length, other.name_length) \
+                and self.name_length != other.name_length:
+            raise ValueError("prefilters with different name lengths cannot be combined")
+        return Prefilter(self.names | other.names, self.name_length or other.name_length,
+                         *(tuple(dict.fromkeys(a + b)) for a, b in (
+                             (self.prefixes, other.prefixes), (self.suffixes, other.suffixes),
+                             (self.infixes, other.infixes),
+                             (self.path_infixes, other.path_infixes))))
+
+    def passes(self, path: str) -> bool:
+        """The same test on one path (the reference for the array version)."""
+        name = path.rpartition("/")[2]
+        return (name in self.names or len(name) == self.name_length
+                or name.startswith(self.prefixes) or name.endswith(self.suffixes)
+                or any(x in name for x in self.infixes)
+                or any(x in path for x in self.path_infixes))
+
+
 def link_escapes(path: str, target: str) -> bool:
     """True if the relative symlink ``target`` of the member ``path`` climbs above the
     snapshot root (``a/l -> ../../etc``).

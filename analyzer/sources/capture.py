@@ -19,6 +19,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analyzer.sources.base import Prefilter
 from analyzer.sources.member import CHAR, Member
 
 HEX64 = r"[0-9a-f]{64}"
@@ -69,12 +70,10 @@ LOG = re.compile(
     r"|local-logs/container\.log(?:\.\d+)?(?:\.gz)?|container-cached\.log(?:\.\d+)?(?:\.gz)?)$")
 
 
-#: a regular expression (RE2 syntax, for Arrow) matching at least every path that
-#: :func:`wants_capture` or :func:`log_container` could accept; the tar fast path runs
-#: it over a whole batch of paths so the per-member checks see only its matches
-PREFILTER = ("(?:^|/)(?:" + "|".join(re.escape(n) for n in sorted(_NAMES))
-             + r"|[^/]{64}|[^/]*\.db|repositories-[^/]*|[^/]*\.log[^/]*)$"
-             r"|aufs/layers/|devicemapper/metadata/")
+#: passes at least every path :func:`wants_capture` or :func:`log_container` accepts
+PREFILTER = Prefilter(names=frozenset(_NAMES), name_length=64,
+                      prefixes=("repositories-",), suffixes=(".db",), infixes=(".log",),
+                      path_infixes=("aufs/layers/", "devicemapper/metadata/"))
 
 
 def wants_capture(path: str, name: str) -> bool:

@@ -18,6 +18,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from analyzer.sources.base import Prefilter
+
 HEX64 = r"[0-9a-f]{64}"
 
 #: marker name → regex on a full member path; group 1 is the data-root prefix
@@ -45,10 +47,8 @@ _NAMES = {"repositories.json", "diff", "config.v2.json", "config.json", "hostcon
           "metadata.db", "local-kv.db", "engine-id", "json", "meta.db"}
 
 
-#: RE2 regex matching at least every path :meth:`RootFinder.observe` looks at (the tar
-#: fast path filters whole batches of paths with it)
-PREFILTER = ("(?:^|/)(?:" + "|".join(re.escape(n) for n in sorted(_NAMES))
-             + r"|repositories-[^/]*|[^/]{64})$")
+#: passes at least every path :meth:`RootFinder.observe` looks at
+PREFILTER = Prefilter(names=frozenset(_NAMES), name_length=64, prefixes=("repositories-",))
 
 
 @dataclass(frozen=True)

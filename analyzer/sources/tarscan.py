@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from typing import Any, Callable, Iterator
 
+from analyzer.textcols import ranges
 from analyzer.sources.member import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK, Member
 
 try:  # the compiled twin of walk + decode, built by setup.py where a C compiler exists
@@ -223,16 +224,6 @@ def _decimal(a: np.ndarray, starts: np.ndarray, lens: np.ndarray, frac: bool
     return np.where(isd, d * (10 ** p), 0).sum(1), ok
 
 
-def _ragged(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Indices of the concatenated ranges ``[s, s+l)``."""
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(lens)
-    base = np.repeat(starts - (ends - lens), lens)
-    return base + np.arange(total, dtype=np.int64)
-
-
 def _strings(a: np.ndarray, seg: list[tuple[np.ndarray, np.ndarray]], slash: np.ndarray
              ) -> tuple[pa.Array, np.ndarray]:
     """Build ``seg0 [+ "/" if slash] + seg1`` per row as an Arrow binary array.
@@ -247,9 +238,9 @@ def _strings(a: np.ndarray, seg: list[tuple[np.ndarray, np.ndarray]], slash: np.
     np.cumsum(lens, out=offsets[1:])
     out = np.empty(int(offsets[-1]), np.uint8)
     o = offsets[:-1].astype(np.int64)
-    out[_ragged(o, l0)] = a[_ragged(s0, l0)]
+    out[ranges(o, l0)] = a[ranges(s0, l0)]
     out[(o + l0)[slash]] = 47
-    out[_ragged(o + l0 + sl, l1)] = a[_ragged(s1, l1)]
+    out[ranges(o + l0 + sl, l1)] = a[ranges(s1, l1)]
     high = np.zeros(len(out) + 1, np.int64)
     np.cumsum(out >= 128, out=high[1:])
     ascii_ok = high[offsets[1:]] == high[offsets[:-1]]
@@ -287,6 +278,8 @@ class Decoded:
     devminor: np.ndarray
     path: pa.Array  # binary, cleaned
     link: pa.Array  # binary (cleaned for hardlinks)
+    name: pa.Array | None = None  # binary, the last component of each path
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # see MemberBatch.mask
 
 
 def decode(buf: bytes, w: Walk) -> Decoded:
@@ -462,7 +455,7 @@ def scan(buf: bytes, pos: int, end: int, limit: int, compiled: bool | None = Non
     if not (COMPILED if compiled is None else compiled):
         w = walk(buf, pos, end, limit)
         return w.chains, w.stop, (decode(buf, w) if w.headers else None)
-    n, stop, ints, poff, pdata, loff, ldata = _ctarscan.scan(buf, pos, end, limit)
+    n, stop, ints, poff, pdata, loff, ldata, noff, ndata = _ctarscan.scan(buf, pos, end, limit)
     if n == 0:
         return [], stop, None
     c = np.frombuffer(ints, np.int64).reshape(_ctarscan.NCOL, limit)[:, :n]
@@ -470,8 +463,9 @@ def scan(buf: bytes, pos: int, end: int, limit: int, compiled: bool | None = Non
      devmajor, devminor) = c
     path = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(poff), pa.py_buffer(pdata)])
     link = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(loff), pa.py_buffer(ldata)])
+    name = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(noff), pa.py_buffer(ndata)])
     d = Decoded(ok != 0, kind, size, header + 512, mode, uid, gid, mtime, atime, aset != 0,
-                ctime, cset != 0, devmajor, devminor, path, link)
+                ctime, cset != 0, devmajor, devminor, path, link, name)
     return chain.tolist(), stop, d
 
 
@@ -492,7 +486,7 @@ def _pax(buf: bytes, offs: np.ndarray, sizes: np.ndarray):
     npay = len(offs)
     pend = np.cumsum(sizes)
     pstart = pend - sizes
-    data = a[_ragged(offs, sizes)]
+    data = a[ranges(offs, sizes)]
     nl = np.flatnonzero(data == 10)
     rend = nl + 1
     rstart = np.concatenate(([0], rend[:-1])).astype(np.int64)
@@ -503,6 +497,7 @@ def _pax(buf: bytes, offs: np.ndarray, sizes: np.ndarray):
     isend[rend] = True
     isend[0] = True
     bad |= ~isend[pend]
+    bad |= ~isend[pstart]  # a record of the previous payload ran into this one
     cross = rend > pend[which]
     if cross.any():
         bad[which[cross]] = True
@@ -547,6 +542,9 @@ def _pax(buf: bytes, offs: np.ndarray, sizes: np.ndarray):
 _PACKED = {k: np.uint64(int.from_bytes(k, "little")) for k in PAX_KEYS}
 
 
+_KINDS = pa.array(KIND_NAMES, pa.string())
+
+
 class BufPayload:
     """The content of a member held whole in the read buffer (same interface as
     :class:`~analyzer.sources.tarstream.Payload`)."""
@@ -586,8 +584,7 @@ class MemberBatch:
     Payloads stay readable until the reader moves on.
     """
 
-    def __init__(self, buf: bytes, d: Decoded, i0: int, i1: int,
-                 masks: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(self, buf: bytes, d: Decoded, i0: int, i1: int) -> None:
         self.buf = buf
         self.n = i1 - i0
         sl = slice(i0, i1)
@@ -597,8 +594,10 @@ class MemberBatch:
         self._d = d
         self._sl = sl
         self._path = pc.cast(d.path.slice(i0, self.n), pa.string())
+        if d.name is None:  # the numpy decode: names from the cleaned paths
+            d.name = pc.replace_substring_regex(d.path, r"(?s)^.*/", "")
+        self._name = pc.cast(d.name.slice(i0, self.n), pa.string())
         self._paths: list[str] | None = None
-        self._masks = masks if masks is not None else {}
         self._link: pa.Array | None = None
 
     @property
@@ -612,36 +611,26 @@ class MemberBatch:
         """The paths of ``rows`` only."""
         return self._path.take(pa.array(rows, pa.int64())).to_pylist()
 
-    def match(self, pattern: str) -> np.ndarray:
-        """Which rows' paths match the RE2 ``pattern`` (one Arrow pass; memoised)."""
-        mask = self._masks.get(pattern)
+    @property
+    def path_array(self) -> pa.Array:
+        """The paths as an Arrow string array."""
+        return self._path
+
+    @property
+    def name_array(self) -> pa.Array:
+        """The paths' last components as an Arrow string array."""
+        return self._name
+
+    def mask(self, key: str, compute: "Callable[[pa.Array, pa.Array], np.ndarray]"
+             ) -> np.ndarray:
+        """A boolean row mask ``compute(paths, names)``, computed once over everything the
+        scan decoded (binary arrays, as one call per batch costs more than the rows) and
+        sliced to this batch."""
+        d = self._d
+        mask = d.masks.get(key)
         if mask is None:
-            mask = self._masks[pattern] = pc.match_substring_regex(
-                self._path, pattern).to_numpy(zero_copy_only=False)
-        return mask
-
-    def sub(self, j0: int, j1: int) -> "MemberBatch":
-        """Rows ``j0:j1`` as a batch of their own."""
-        i0 = self._sl.start
-        return MemberBatch(self.buf, self._d, i0 + j0, i0 + j1,
-                           {p: m[j0:j1] for p, m in self._masks.items()})
-
-    def split(self, special: "Callable[[str, str], bool]", pattern: str) -> "Iterator[Any]":
-        """Sub-batches, and ``(Member, payload)`` for each file row with data for which
-        ``special(path, name)`` holds, in archive order. Only rows whose path matches
-        ``pattern`` (a superset of what ``special`` accepts) are offered to it."""
-        start = 0
-        rows = np.flatnonzero(self.match(pattern) & (self.kind == K_FILE) & (self.size > 0))
-        for i, path in zip(rows.tolist(), self.path_list(rows)):
-            if special(path, path.rpartition("/")[2]):
-                if i > start:
-                    yield self.sub(start, i)
-                yield self.members(i, i + 1)[0]
-                start = i + 1
-        if start == 0:
-            yield self
-        elif start < self.n:
-            yield self.sub(start, self.n)
+            mask = d.masks[key] = compute(d.path, d.name)
+        return mask[self._sl]
 
     @property
     def link(self) -> pa.Array:
@@ -672,13 +661,13 @@ class MemberBatch:
         char = kind == K_CHAR
         mj, mn = d.devmajor[sl], d.devminor[sl]
         link = self.link
-        names = pc.replace_substring_regex(self._path, r"^.*/", "")  # last components
+        names = self._name
         wh_prefix = pc.starts_with(names, ".wh.").to_numpy(zero_copy_only=False)
         wh_wh = pc.starts_with(names, ".wh..wh.").to_numpy(zero_copy_only=False)
         opq = pc.equal(names, ".wh..wh..opq").to_numpy(zero_copy_only=False)
         return {
             "path": self._path,
-            "kind": pa.array(np.asarray(KIND_NAMES, object)[kind], pa.string()),
+            "kind": _KINDS.take(pa.array(kind, pa.int64())),
             "size": pa.array(np.where(isfile, self.size, 0), pa.int64()),
             "mode": pa.array(d.mode[sl], pa.int64()),
             "uid": pa.array(d.uid[sl], pa.int64()),

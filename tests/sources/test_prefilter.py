@@ -1,8 +1,8 @@
-"""The batch prefilter (``pipeline.WATCH``) lets through every path the per-member
+"""The batch prefilter (``pipeline.watched``) lets through every path the per-member
 checks could accept: capture rules, log files and the data-root markers.
 
-The tar fast path offers only the paths matching ``WATCH`` to those checks; a path
-the regex missed would silently lose a captured file, a log or a data-root.
+The tar fast path offers only the paths it passes to those checks; a path it missed
+would silently lose a captured file, a log or a data-root.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.pipeline import WATCH, read_evidence
+from analyzer.pipeline import WATCH, read_evidence, watched as batch_watched
 from analyzer.sources import capture, locate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +30,15 @@ def looked_at(path: str) -> bool:
             or observed)
 
 
+def test_prefilter_passes_what_checks_see() -> None:
+    """The one-path reference of the prefilter against the checks it stands for."""
+    for path in ["a/" + n for n in capture._NAMES | locate._NAMES] + ["x/" + "é" * 64]:
+        assert looked_at(path) <= WATCH.passes(path)
+
+
 def watched(paths: list[str]) -> list[bool]:
-    return pc.match_substring_regex(pa.array(paths, pa.string()), WATCH).to_pylist()
+    arr = pa.array(paths, pa.string())
+    return batch_watched(arr, pc.replace_substring_regex(arr, "(?s)^.*/", "")).tolist()
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.parent.name)
@@ -45,12 +52,23 @@ def test_samples(path: Path) -> None:
 PART = st.sampled_from(sorted(capture._NAMES | locate._NAMES) + [
     "a" * 64, "f" * 63, "x.db", "repositories-overlay2", "c-json.log", "container.log.1.gz",
     "image", "overlay2", "containers", "layerdb", "sha256", "aufs", "layers", "devicemapper",
-    "metadata", "volumes", "io.containerd.metadata.v1.bolt", "diff", "ab", "é"])
+    "metadata", "volumes", "io.containerd.metadata.v1.bolt", "diff", "ab", "é", "a\nb",
+    "x" * 31 + "\n" + "y" * 32, "é" * 64, "a.log.b", "repositories-", ".db"])
+
+
+def test_rows_containing() -> None:
+    from analyzer.textcols import rows_containing
+
+    arr = pa.array(["aufs/layers/x", "aufs/lay", "ers/", "q/aufs/layers/aufs/layers/", ""])
+    assert rows_containing(arr, "aufs/layers/").tolist() == [0, 3]
+    assert rows_containing(arr.slice(1), "aufs/layers/").tolist() == [2]
+    assert rows_containing(arr.slice(1, 2), "aufs/layers/").tolist() == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(PART, min_size=1, max_size=8))
 def test_random_paths(parts: list[str]) -> None:
     path = "/".join(parts)
+    assert watched([path]) == [WATCH.passes(path)]
     if looked_at(path):
-        assert watched([path]) == [True]
+        assert WATCH.passes(path)
