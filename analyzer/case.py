@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.allocators import trim
 from analyzer.errors import ExportError
 from analyzer.model import schema
 from analyzer.model.snapshot import Snapshot
@@ -155,6 +156,7 @@ def _write_parquet(df: pd.DataFrame, path: str) -> None:
             part = pa.Table.from_pandas(df.iloc[start:start + WRITE_ROWS], preserve_index=False)
             writer.write_table(part.cast(writer.schema))
             del part
+            trim()
 
 
 def load_case(path: str) -> Snapshot:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analyzer.allocators import bound_memory, trim
 from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
 from analyzer.issues import IssueLog
 from analyzer.model.evidence import CONTAINERD_MOUNT, MANAGED_CONTAINERD
@@ -137,6 +138,7 @@ def read_evidence(path: str, *, hash_files: bool = True, progress: Progress | No
     Raises:
         NotASnapshot, UnsupportedCompression, UsageError: the input is unusable.
     """
+    bound_memory()
     source = open_source(path, progress)
     state = _Pass(source.info, hash_files, log_memory)
     items = source.items() if hasattr(source, "items") else iter(source)
@@ -255,6 +257,7 @@ class _Pass:
                             "point out of the snapshot")
         table = self.index.table()
         files = _drop_duplicates(table, info.issues)
+        trim()
         if len(files) < len(table):  # a log file met twice: its last copy wins too
             last = {log.path: i for i, log in enumerate(logs)}
             logs = [log for i, log in enumerate(logs) if last[log.path] == i]

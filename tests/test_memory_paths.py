@@ -27,7 +27,7 @@ def test_case_written_in_slices_reads_back_equal(tmp_path, monkeypatch: pytest.M
 def test_windowed_scans_match_a_single_window(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = pipeline.read_evidence(sample_path("overlay2"), hash_files=False)
     cand = pipeline.choose_root(raw, None)
-    files = build.files_frame(build.root_files(raw, cand.prefix))
+    files = build.files_frame(raw, cand.prefix)
     assert raw.files is None  # the index was handed over, not copied
     schema.validate("files", files)
     pattern = drivers.LAYOUTS["overlay2"][0]
@@ -45,7 +45,7 @@ def test_windowed_scans_match_a_single_window(monkeypatch: pytest.MonkeyPatch) -
 def test_indexed_view_lookups_match_the_plain_view() -> None:
     raw = pipeline.read_evidence(sample_path("vfs"), hash_files=False)
     cand = pipeline.choose_root(raw, None)
-    files = build.files_frame(build.root_files(raw, cand.prefix))
+    files = build.files_frame(raw, cand.prefix)
     fast = build.IndexedView(cand.prefix, files, {}, raw.info.issues)
     plain = build.RootView(cand.prefix, files, {}, raw.info.issues)
     assert fast.top_dirs() == plain.top_dirs()

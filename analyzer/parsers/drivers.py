@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analyzer.allocators import trim
 from analyzer.parsers.rootview import RootView
 from analyzer.textcols import component_match
 
@@ -88,14 +90,12 @@ def arrow_strings(col: pd.Series) -> pa.ChunkedArray:
     return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
 
 
-def _windows(n: int) -> range:
-    return range(0, n, WINDOW)
-
-
-def _release() -> None:
-    """Return the freed pages of a scan: Arrow's allocator keeps them otherwise, and
-    the next scan's temporaries often land on fresh ones (peak RSS grows per scan)."""
-    pa.default_memory_pool().release_unused()
+def _windows(n: int) -> Iterator[int]:
+    """Start rows of the scan windows; the C heap is trimmed after each window, whose
+    temporaries would otherwise stay resident (see :mod:`analyzer.allocators`)."""
+    for start in range(0, n, WINDOW):
+        yield start
+        trim()
 
 
 def _matches(paths: pa.ChunkedArray, rx: str) -> np.ndarray:
@@ -147,7 +147,7 @@ def unique_groups(files: pd.DataFrame, rx: str) -> set[str]:
             m = py.search(p) if p is not None else None
             if m is not None and m.group(1) is not None:
                 out.add(m.group(1))
-    _release()
+    trim()
     return out
 
 
@@ -188,7 +188,7 @@ def content_sizes(files: pd.DataFrame, pattern: str) -> pd.DataFrame:
         part = pa.table({"dir_id": ids, "n": pa.array(np.ones(len(nbytes), dtype="int64")),
                          "b": pa.array(nbytes)})
         parts.append(part.group_by("dir_id").aggregate([("n", "sum"), ("b", "sum")]))
-    _release()
+    trim()
     if not parts:
         return pd.DataFrame({"dir_id": pd.Series([], dtype="string"),
                              "files": pd.Series([], dtype="Int64"),

@@ -19,6 +19,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analyzer.allocators import trim
 from analyzer.sources.base import Prefilter
 from analyzer.sources.member import CHAR, Member
 
@@ -175,6 +176,7 @@ class FileIndex:
             self._batches.extend(table.to_batches())
         self._pending = []
         self._pending_rows = 0
+        trim()  # the pieces just merged (and the reader's spent buffers) were freed
 
     def add(self, m: Member, sha256: str | None = None) -> None:
         """Append one member."""
