@@ -13,8 +13,23 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from analyzer.api import open_snapshot  # noqa: E402
-from analyzer.errors import AnalyzerError  # noqa: E402
-from analyzer.model.snapshot import Snapshot  # noqa: E402
-
 __all__ = ["__version__", "open_snapshot", "Snapshot", "AnalyzerError"]
+
+#: public names and the modules that define them, imported on first use, so that
+#: ``import analyzer`` (and the CLI's ``--help``) does not load pandas
+_LAZY = {"open_snapshot": "analyzer.api", "Snapshot": "analyzer.model.snapshot",
+         "AnalyzerError": "analyzer.errors"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'analyzer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

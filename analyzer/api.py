@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from analyzer import case as casemod
-from analyzer.model.snapshot import Snapshot
 from analyzer.pipeline import LOG_MEMORY, build_snapshot, read_evidence
 from analyzer.sources.base import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analyzer.model.snapshot import Snapshot
 
 
 def open_snapshot(path: str, *, root: str | None = None, hash_files: bool = True,

@@ -16,15 +16,17 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from analyzer import __version__
 from analyzer.allocators import trim
 from analyzer.errors import ExportError
 from analyzer.model import schema
-from analyzer.model.snapshot import Snapshot
+
+if TYPE_CHECKING:  # pragma: no cover - pandas and the model load where a case is read or written
+    import pandas as pd
+
+    from analyzer.model.snapshot import Snapshot
 
 MANIFEST = "manifest.json"
 FORMAT = 3  # bump when the case layout changes (table columns are fingerprinted below)
@@ -113,6 +115,8 @@ def usable_case(path: str, root: str | None, containerd: str | None = None) -> b
 
 def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
     """Write ``snap`` to the case folder ``path`` (atomically replaced)."""
+    import pandas as pd
+
     parent = os.path.dirname(os.path.abspath(path)) or "."
     try:
         os.makedirs(parent, exist_ok=True)
@@ -161,6 +165,10 @@ def _write_parquet(df: pd.DataFrame, path: str) -> None:
 
 def load_case(path: str) -> Snapshot:
     """Read a case folder back into a :class:`Snapshot`."""
+    import pandas as pd
+
+    from analyzer.model.snapshot import Snapshot
+
     man = read_manifest(path)
     if man is None:
         raise ExportError(f"{path} is not a readable case folder (no {MANIFEST})")

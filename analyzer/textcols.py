@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ranges", "rows_containing", "component_match", "substrings"]
+__all__ = ["ranges", "rows_containing", "component_match", "substrings", "path_keys",
+           "path_key", "PathSet"]
 
 
 def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -105,10 +106,7 @@ def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | Non
     lo, hi = int(offs[0]), int(offs[-1])
     if hi == lo:  # every path is empty: no component to match
         return empty
-    slashes = np.flatnonzero(data[lo:hi] == 47) + lo
-    k = np.searchsorted(slashes, start)
-    nxt = slashes[np.minimum(k, len(slashes) - 1)] if len(slashes) else end
-    cend = np.where((k < len(slashes)) & (nxt < end), nxt, end)
+    cend, near = _component_ends(data, start, end)
     ok = cend > start  # [^/]+ needs one character
     last = max(len(data) - 1, 0)
     for i, byte in enumerate(rest):
@@ -122,8 +120,57 @@ def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | Non
         j = np.searchsorted(nls, after)
         ok &= ~((j < len(nls)) & (nls[np.minimum(j, max(len(nls) - 1, 0))] < end)) \
             if len(nls) else True
-    rows, start, cend = rows[ok], start[ok], cend[ok]
-    return rows, substrings(data, start, cend - start)
+    rows, start, lens, near = rows[ok], start[ok], (cend - start)[ok], near[ok]
+    # the component of a row is usually its predecessor's (files of one folder come
+    # together): build the distinct runs only, then expand them with Arrow's take
+    same = np.zeros(len(rows), bool)
+    if len(rows) > 1:
+        same[1:] = (lens[1:] == lens[:-1]) & near[1:] & near[:-1]
+        idx = np.flatnonzero(same)
+        if len(idx):
+            win = _window(data)
+            cols = np.arange(_NEAR)
+            a_, b_ = win[start[idx]], win[start[idx - 1]]
+            inside = cols < lens[idx, None]
+            same[idx] = ((a_ == b_) | ~inside).all(1)
+    runs = np.flatnonzero(~same)
+    values = substrings(data, start[runs], lens[runs])
+    if len(runs) == len(rows):
+        return rows, values
+    return rows, values.take(pa.array(np.cumsum(~same) - 1, pa.int64()))
+
+
+#: bytes looked at after a prefix to find the end of the component (64-hex ids fit)
+_NEAR = 72
+
+
+def _window(data: np.ndarray) -> np.ndarray:
+    """``(len(data) - _NEAR + 1, _NEAR)`` view: row ``i`` is ``data[i:i + _NEAR]``."""
+    return np.lib.stride_tricks.sliding_window_view(data, _NEAR)
+
+
+def _component_ends(data: np.ndarray, start: np.ndarray, end: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Where the component starting at each ``start`` ends (the next "/" before
+    ``end``, else ``end``), and whether it ends within :data:`_NEAR` bytes. Looks at the
+    next :data:`_NEAR` bytes of each row; longer components are found one by one."""
+    cend = end.copy()
+    near = np.zeros(len(start), bool)
+    fits = start + _NEAR <= len(data)
+    idx = np.flatnonzero(fits)
+    if len(idx):
+        slash = _window(data)[start[idx]] == 47
+        has = slash.any(1)
+        first = start[idx] + np.where(has, slash.argmax(1), _NEAR)
+        stop = np.minimum(first, end[idx])
+        cend[idx] = stop
+        near[idx] = stop - start[idx] < _NEAR
+    for i in np.flatnonzero(~near).tolist():  # rare: a long component or the buffer's end
+        s, e = int(start[i]), int(end[i])
+        j = data[s:e].tobytes().find(b"/")
+        cend[i] = e if j < 0 else s + j
+        near[i] = cend[i] - s < _NEAR and s + _NEAR <= len(data)
+    return cend, near
 
 
 #: rows per block when gathering substrings (bounds the int64 index temporaries)
@@ -140,3 +187,70 @@ def substrings(data: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pa.Arr
         out[offs[i]:offs[min(j, len(starts))]] = data[ranges(starts[i:j], lens[i:j])]
     return pa.Array.from_buffers(pa.string(), len(starts),
                                  [None, pa.py_buffer(offs), pa.py_buffer(out)])
+
+
+_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
+_U64 = (1 << 64) - 1
+
+
+def _gather8(data: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``data[at:at+8]`` per row as little-endian uint64, bytes outside ``[lo, hi)`` zero."""
+    out = np.zeros((len(at), 8), np.uint8)
+    inside = (at >= 0) & (at + 8 <= len(data))
+    idx = np.flatnonzero(inside)
+    if len(idx):
+        a = at[idx]
+        pos = a[:, None] + np.arange(8)
+        keep = (pos >= lo[idx, None]) & (pos < hi[idx, None])
+        out[idx] = np.where(keep, np.lib.stride_tricks.sliding_window_view(data, 8)[a], 0) \
+            if len(data) >= 8 else 0
+    for i in np.flatnonzero(~inside).tolist():  # rare: at an end of the buffer
+        for j in range(8):
+            p = int(at[i]) + j
+            if lo[i] <= p < hi[i]:
+                out[i, j] = data[p]
+    return out.view("<u8").ravel()
+
+
+def path_keys(arr: pa.Array) -> np.ndarray:
+    """A 64-bit key per row of a string array (length and three 8-byte samples mixed),
+    equal to :func:`path_key` of the row's text. Equal strings have equal keys."""
+    offs, data = _layout(arr)
+    o0, o1 = offs[:-1], offs[1:]
+    length = (o1 - o0).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        key = length * np.uint64(_MIX[0])
+        for m, at in zip(_MIX[1:], (o0, o0 + (o1 - o0) // 2, o1 - 8)):
+            key ^= _gather8(data, at, o0, o1) * np.uint64(m)
+    return key
+
+
+def path_key(text: str) -> int:
+    """:func:`path_keys` of one string."""
+    b = text.encode("utf-8", "surrogateescape")
+    n = len(b)
+    key = (n * _MIX[0]) & _U64
+    for m, part in zip(_MIX[1:], ((b + bytes(8))[:8], (b[n // 2:] + bytes(8))[:8],
+                                  (bytes(8) + b)[-8:])):
+        key ^= (int.from_bytes(part, "little") * m) & _U64
+    return key
+
+
+class PathSet:
+    """Exact ``in`` for a string column without sorting its strings: the rows are
+    ordered by :func:`path_keys` (8 bytes per row) and a lookup compares the few rows
+    that share the key. Sorting 10^6 paths as strings took ~1.5 s; this ~0.1 s."""
+
+    def __init__(self, arr: pa.Array | pa.ChunkedArray) -> None:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        self._arr = arr
+        keys = path_keys(arr) if len(arr) else np.zeros(0, np.uint64)
+        self._order = np.argsort(keys, kind="stable")
+        self._keys = keys[self._order]
+
+    def __contains__(self, text: str) -> bool:
+        k = np.uint64(path_key(text))
+        lo = int(np.searchsorted(self._keys, k, "left"))
+        hi = int(np.searchsorted(self._keys, k, "right"))
+        return any(self._arr[int(i)].as_py() == text for i in self._order[lo:hi])

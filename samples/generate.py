@@ -148,7 +148,8 @@ class Generator:
         return self.t
 
     def file_size(self) -> int:
-        return min(MAX_FILE, int(math.exp(self.rng.gauss(math.log(MEDIAN), SIGMA))))
+        median = getattr(self.a, "median_size", MEDIAN)
+        return min(MAX_FILE, int(math.exp(self.rng.gauss(math.log(median), SIGMA))))
 
     def content(self, e: Entry) -> bytes:
         if e.size <= POOL - e.offset:
@@ -740,6 +741,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(hashing benchmark)")
     p.add_argument("--large-size", type=_size, default=300 << 20,
                    help="size of each large file, e.g. 300MiB (default)")
+    p.add_argument("--median-size", type=_size, default=MEDIAN,
+                   help="median size of layer files (default 2KiB); small values make "
+                        "archives of 10^7 members fit on a laptop's disk (memory benchmark)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     if a.large_files and not a.volumes:

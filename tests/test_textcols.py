@@ -17,7 +17,8 @@ SHAPES = sorted({*DIR_OF.values(), *(rx.rstrip("$") + "/" for rx in DIR_OF.value
                  r"^fuse\-overlayfs/([^/]+)$", r"^a/([^/]+)/b$", r"^([^/]+)"})
 
 PART = st.sampled_from(["overlay2", "vfs", "dir", "diff", "merged", "volumes", "_data",
-                        "fuse-overlayfs", "aufs", "a", "b", "", "x\ny", "é", "diffx"])
+                        "fuse-overlayfs", "aufs", "a", "b", "", "x\ny", "é", "diffx",
+                        "f" * 64, "e" * 71, "d" * 72, "c" * 73, "b" * 100])
 
 
 def reference(arr: pa.Array, rx: str) -> tuple[list[int], list[str]]:
@@ -27,9 +28,9 @@ def reference(arr: pa.Array, rx: str) -> tuple[list[int], list[str]]:
     return rows, [hit[i].as_py() for i in rows]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.lists(PART, min_size=1, max_size=6).map("/".join), min_size=1,
-                max_size=30), st.sampled_from(["string", "large_string"]), st.integers(0, 3))
+                max_size=60), st.sampled_from(["string", "large_string"]), st.integers(0, 3))
 def test_component_match_equals_re2(paths: list[str], kind: str, offset: int) -> None:
     arr = pa.array(["pad"] * offset + paths, getattr(pa, kind)()).slice(offset)
     for rx in SHAPES:
@@ -57,3 +58,17 @@ def test_rows_containing_equals_python(paths: list[str], needle: str) -> None:
     assert rows_containing(arr, needle).tolist() == want
     assert rows_containing(arr.slice(1), needle).tolist() == [i - 1 for i in want if i >= 1]
     assert np.array_equal(rows_containing(pa.array(paths, pa.large_string()), needle), want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.sampled_from("ab/é\n0"), max_size=20), min_size=1, max_size=40),
+       st.integers(0, 3), st.lists(st.text(st.sampled_from("ab/é\n0"), max_size=20),
+                                   max_size=10))
+def test_path_set_membership(paths: list[str], offset: int, probes: list[str]) -> None:
+    from analyzer.textcols import PathSet, path_key, path_keys
+
+    arr = pa.array(["pad"] * offset + paths).slice(offset)
+    assert [int(k) for k in path_keys(arr)] == [path_key(p) for p in paths]
+    members = PathSet(arr)
+    for p in paths + probes:
+        assert (p in members) == (p in paths)

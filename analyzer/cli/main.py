@@ -248,13 +248,13 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its message
         return int(exc.code or 0)
-    from analyzer.cli import commands
-
     try:
         if args.command in ("ingest",):
             snap = open_for(args, force_read=True)
         else:
             snap = open_for(args)
+        from analyzer.cli import commands
+
         if not args.quiet and args.command not in ("info",):
             _summary(snap, err)
         status = commands.run(args, snap, out, err)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a frame is built
+    import pandas as pd
 
 #: our dtype names → pandas dtypes
 DTYPES: dict[str, Any] = {
@@ -331,6 +332,8 @@ def frame(table: str, data: Iterable[Mapping[str, Any]] | Mapping[str, Any] | No
     Missing columns become NA; unknown keys raise ``KeyError`` (a schema change
     must be made here first).
     """
+    import pandas as pd
+
     cols = columns(table)
     names = [c.name for c in cols]
     if data is None:
@@ -355,6 +358,8 @@ def frame(table: str, data: Iterable[Mapping[str, Any]] | Mapping[str, Any] | No
 
 
 def _series(values: Any, dtype: str) -> pd.Series:
+    import pandas as pd
+
     if dtype == "datetime":
         return pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce"
                               ).astype(DTYPES[dtype])
@@ -366,6 +371,8 @@ def _series(values: Any, dtype: str) -> pd.Series:
 
 def validate(table: str, df: pd.DataFrame) -> None:
     """Raise ``ValueError`` unless ``df`` has exactly the columns and dtypes of ``table``."""
+    import pandas as pd
+
     cols = columns(table)
     if list(df.columns) != [c.name for c in cols]:
         raise ValueError(f"{table}: columns {list(df.columns)} != schema {[c.name for c in cols]}")
