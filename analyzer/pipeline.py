@@ -30,7 +30,7 @@ from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, kee
                                       log_container, wants_capture)
 from analyzer.sources.locate import RootCandidate, RootFinder
 from analyzer.sources.tarscan import K_FILE, MemberBatch
-from analyzer.textcols import rows_containing
+from analyzer.textcols import path_keys, rows_containing
 
 if TYPE_CHECKING:  # pragma: no cover
     from analyzer.model.snapshot import Snapshot
@@ -297,25 +297,25 @@ def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:
     n = len(files)
     if n == 0:
         return files
-    # candidates by a sorted array of path hashes (16 B/member, one chunk of Python
-    # strings at a time): count_distinct's hash table costs ~400 B/member, and a take
-    # over the chunked column would concatenate it
+    # candidates by a sorted array of 64-bit path keys (16 B/member, computed with
+    # numpy chunk by chunk): count_distinct's hash table costs ~400 B/member, and a
+    # take over the chunked column would concatenate it
     paths = files["path"]
-    hashes = np.fromiter((hash(p) for chunk in paths.chunks for p in chunk.to_pylist()),
-                         dtype=np.int64, count=n)
+    hashes = np.concatenate([path_keys(chunk) for chunk in paths.chunks]) if paths.chunks \
+        else np.zeros(0, np.uint64)
     ordered = np.sort(hashes)
     twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
     if not len(twice):
         return files
-    hit = set(np.flatnonzero(np.isin(hashes, twice)).tolist())
+    hit = np.flatnonzero(np.isin(hashes, twice))
     seen: dict[str, int] = {}
-    row = 0
-    for chunk in paths.chunks:
-        for p in chunk.to_pylist():
-            if row in hit:
-                seen[p] = seen.get(p, 0) + 1
-            row += 1
+    base = 0
+    for chunk in paths.chunks:  # only the candidate rows become Python strings
+        local = hit[(hit >= base) & (hit < base + len(chunk))] - base
+        for p in chunk.take(pa.array(local, pa.int64())).to_pylist():
+            seen[p] = seen.get(p, 0) + 1
+        base += len(chunk)
     dup_paths = {p for p, c in seen.items() if c > 1}
     if not dup_paths:
         return files
