@@ -189,6 +189,8 @@ def substrings(data: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pa.Arr
                                  [None, pa.py_buffer(offs), pa.py_buffer(out)])
 
 
+#: rows per block in :func:`path_keys`
+_KEY_ROWS = 1 << 16
 _MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
 _U64 = (1 << 64) - 1
 
@@ -216,12 +218,15 @@ def path_keys(arr: pa.Array) -> np.ndarray:
     """A 64-bit key per row of a string array (length and three 8-byte samples mixed),
     equal to :func:`path_key` of the row's text. Equal strings have equal keys."""
     offs, data = _layout(arr)
-    o0, o1 = offs[:-1], offs[1:]
-    length = (o1 - o0).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        key = length * np.uint64(_MIX[0])
-        for m, at in zip(_MIX[1:], (o0, o0 + (o1 - o0) // 2, o1 - 8)):
-            key ^= _gather8(data, at, o0, o1) * np.uint64(m)
+    key = np.empty(len(arr), np.uint64)
+    for i in range(0, len(arr), _KEY_ROWS):  # blocks bound the (rows, 8) temporaries
+        j = min(i + _KEY_ROWS, len(arr))
+        o0, o1 = offs[i:j], offs[i + 1:j + 1]
+        with np.errstate(over="ignore"):
+            k = (o1 - o0).astype(np.uint64) * np.uint64(_MIX[0])
+            for m, at in zip(_MIX[1:], (o0, o0 + (o1 - o0) // 2, o1 - 8)):
+                k ^= _gather8(data, at, o0, o1) * np.uint64(m)
+        key[i:j] = k
     return key
 
 

@@ -72,3 +72,12 @@ def test_path_set_membership(paths: list[str], offset: int, probes: list[str]) -
     members = PathSet(arr)
     for p in paths + probes:
         assert (p in members) == (p in paths)
+
+
+def test_path_keys_in_blocks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Keys computed block by block (as for millions of rows) equal the one-string key."""
+    import analyzer.textcols as tc
+
+    monkeypatch.setattr(tc, "_KEY_ROWS", 7)
+    paths = [f"overlay2/{i:03x}/diff/" + "x" * (i % 23) for i in range(100)]
+    assert [int(k) for k in tc.path_keys(pa.array(paths))] == [tc.path_key(p) for p in paths]
