@@ -80,12 +80,16 @@ def _unescape(lit: str) -> bytes:
     return re.sub(r"\\(.)", r"\1", lit).encode()
 
 
-def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | None:
+def component_match(arr: pa.Array, rx: str, memo: dict | None = None
+                    ) -> tuple[np.ndarray, pa.Array] | None:
     """Rows of ``arr`` that the regex ``rx`` matches, and its group 1 on each, for
     ``rx`` of the shape ``^PREFIX([^/]+)REST`` where REST is a literal that is empty or
     starts with ``/``, then ``$``, ``.*$`` or nothing (how the loaders name a layer or
     volume folder by its path). The group is then the path component after PREFIX,
     found with numpy rather than a regex per row. ``None`` for any other ``rx``.
+
+    ``memo`` (a dict, one per ``arr``) shares the work on PREFIX between calls with
+    several regexes on the same array.
     """
     m = _SHAPE.fullmatch(rx)
     if m is None:
@@ -96,17 +100,14 @@ def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | Non
     empty = (np.zeros(0, np.int64), pa.array([], pa.string()))
     if len(arr) == 0:
         return empty
-    offs, data = _layout(arr)
-    cand = pc.starts_with(arr, prefix.decode()).to_numpy(zero_copy_only=False) \
-        if prefix else np.ones(len(arr), bool)
-    rows = np.flatnonzero(cand)
-    if not len(rows):
+    found = memo.get(prefix) if memo is not None else None
+    if found is None:
+        found = _components(arr, prefix)
+        if memo is not None:
+            memo[prefix] = found
+    if found is None:
         return empty
-    start, end = offs[rows] + len(prefix), offs[rows + 1]
-    lo, hi = int(offs[0]), int(offs[-1])
-    if hi == lo:  # every path is empty: no component to match
-        return empty
-    cend, near = _component_ends(data, start, end)
+    data, rows, start, end, cend, near = found
     ok = cend > start  # [^/]+ needs one character
     last = max(len(data) - 1, 0)
     for i, byte in enumerate(rest):
@@ -116,6 +117,7 @@ def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | Non
     if tail == "$":
         ok &= after == end
     elif tail == ".*$":  # "." does not match a newline
+        lo, hi = int(start.min()), int(end.max())
         nls = np.flatnonzero(data[lo:hi] == 10) + lo
         j = np.searchsorted(nls, after)
         ok &= ~((j < len(nls)) & (nls[np.minimum(j, max(len(nls) - 1, 0))] < end)) \
@@ -127,12 +129,11 @@ def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | Non
     if len(rows) > 1:
         same[1:] = (lens[1:] == lens[:-1]) & near[1:] & near[:-1]
         idx = np.flatnonzero(same)
-        if len(idx):
+        if len(idx):  # compare 8 bytes at a time, masked to the component's length
             win = _window(data)
-            cols = np.arange(_NEAR)
-            a_, b_ = win[start[idx]], win[start[idx - 1]]
-            inside = cols < lens[idx, None]
-            same[idx] = ((a_ == b_) | ~inside).all(1)
+            a_ = win[start[idx]].view("<u8")
+            b_ = win[start[idx - 1]].view("<u8")
+            same[idx] = (((a_ ^ b_) & _WORD_MASKS[lens[idx]]) == 0).all(1)
     runs = np.flatnonzero(~same)
     values = substrings(data, start[runs], lens[runs])
     if len(runs) == len(rows):
@@ -140,8 +141,25 @@ def component_match(arr: pa.Array, rx: str) -> tuple[np.ndarray, pa.Array] | Non
     return rows, values.take(pa.array(np.cumsum(~same) - 1, pa.int64()))
 
 
+def _components(arr: pa.Array, prefix: bytes) -> tuple[np.ndarray, ...] | None:
+    """The rows starting with ``prefix`` and where the next component starts and ends:
+    ``(data, rows, start, end, cend, near)``, or ``None`` when there are none."""
+    offs, data = _layout(arr)
+    cand = pc.starts_with(arr, prefix.decode()).to_numpy(zero_copy_only=False) \
+        if prefix else np.ones(len(arr), bool)
+    rows = np.flatnonzero(cand)
+    if not len(rows) or offs[-1] == offs[0]:  # nothing, or only empty paths
+        return None
+    start, end = offs[rows] + len(prefix), offs[rows + 1]
+    cend, near = _component_ends(data, start, end)
+    return data, rows, start, end, cend, near
+
+
 #: bytes looked at after a prefix to find the end of the component (64-hex ids fit)
 _NEAR = 72
+#: per length L, the 64-bit words of a ``_NEAR``-byte window that keep its first L bytes
+_WORD_MASKS = (np.arange(_NEAR)[None, :] < np.arange(_NEAR + 1)[:, None]).astype(
+    np.uint8).view("<u8") * np.uint64(0xFF)
 
 
 def _window(data: np.ndarray) -> np.ndarray:

@@ -124,31 +124,40 @@ def _match_ids(win: pa.ChunkedArray, plain: str, named: str) -> tuple[np.ndarray
 def unique_groups(files: pd.DataFrame, rx: str) -> set[str]:
     """The distinct first groups of ``rx`` over ``files.path`` (``str.extract(rx)`` without
     a column per row), scanned window by window."""
+    return unique_groups_many(files, [rx])[0]
+
+
+def unique_groups_many(files: pd.DataFrame, rxs: list[str]) -> list[set[str]]:
+    """:func:`unique_groups` of several regexes in one scan (regexes of the
+    ``^folder/([^/]+)...`` shape with the same folder share their work)."""
     paths = arrow_strings(files["path"])
-    named = rx.replace("(", "(?P<g>", 1) if "(?P<" not in rx else rx
-    out: set[str] = set()
-    py = None
+    outs: list[set[str]] = [set() for _ in rxs]
+    py: dict[int, re.Pattern[str]] = {}
     for s in _windows(len(paths)):
         win = paths.slice(s, WINDOW)
-        fast = [component_match(c, rx) for c in win.chunks]
-        if all(f is not None for f in fast):  # the common ^folder/([^/]+)... shape
-            for _, values in fast:  # type: ignore[misc]
-                out.update(pc.unique(values).to_pylist())
-            continue
-        if py is None:
-            try:
-                hit = pc.extract_regex(win, named)
-                out.update(v for v in pc.unique(pc.struct_field(hit, [0])).to_pylist()
-                           if v is not None)
+        memos: list[dict] = [{} for _ in win.chunks]
+        for k, rx in enumerate(rxs):
+            out = outs[k]
+            fast = [component_match(c, rx, memo) for c, memo in zip(win.chunks, memos)]
+            if all(f is not None for f in fast):  # the common ^folder/([^/]+)... shape
+                for _, values in fast:  # type: ignore[misc]
+                    out.update(pc.unique(values).to_pylist())
                 continue
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not RE2 (lookahead)
-                py = re.compile(rx)
-        for p in win.to_pylist():
-            m = py.search(p) if p is not None else None
-            if m is not None and m.group(1) is not None:
-                out.add(m.group(1))
+            if k not in py:
+                named = rx.replace("(", "(?P<g>", 1) if "(?P<" not in rx else rx
+                try:
+                    hit = pc.extract_regex(win, named)
+                    out.update(v for v in pc.unique(pc.struct_field(hit, [0])).to_pylist()
+                               if v is not None)
+                    continue
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not RE2 (lookahead)
+                    py[k] = re.compile(rx)
+            for p in win.to_pylist():
+                m = py[k].search(p) if p is not None else None
+                if m is not None and m.group(1) is not None:
+                    out.add(m.group(1))
     trim()
-    return out
+    return outs
 
 
 def content_sizes(files: pd.DataFrame, pattern: str) -> pd.DataFrame:
@@ -224,13 +233,15 @@ def driver_dirs(view: RootView, driver: str) -> DriverDirs:
     dir_rx = DIR_OF.get(driver)
     if dir_rx is None:
         return DriverDirs(driver, pd.DataFrame(columns=["dir_id"]))
-    ids = unique_groups(files, dir_rx)
     # folders implied by deeper paths count even when the tar lacks their own entry
-    deeper = unique_groups(files, dir_rx.rstrip("$") + "/") if driver != "devicemapper" \
-        else set()
+    deeper_rx = dir_rx.rstrip("$") + "/" if driver != "devicemapper" else None
+    merged_rx = rf"^{re.escape(driver)}/([^/]+)/merged/" \
+        if driver in ("overlay2", "fuse-overlayfs", "overlay") else None
+    wanted = [rx for rx in (dir_rx, deeper_rx, merged_rx) if rx is not None]
+    found = dict(zip(wanted, unique_groups_many(files, wanted)))
+    ids, deeper = found[dir_rx], found.get(deeper_rx, set())  # type: ignore[arg-type]
     dir_ids = sorted((ids | deeper) - {"l"})
-    merged_ids = unique_groups(files, rf"^{re.escape(driver)}/([^/]+)/merged/") \
-        if driver in ("overlay2", "fuse-overlayfs", "overlay") else set()
+    merged_ids = found.get(merged_rx, set())  # type: ignore[arg-type]
     rows = []
     for dir_id in dir_ids:
         path = {"vfs": f"vfs/dir/{dir_id}", "btrfs": f"btrfs/subvolumes/{dir_id}",
