@@ -48,13 +48,16 @@ def run(cmd: str, repeat: int = 1) -> tuple[float, float]:
     return best
 
 
-def build(members: int, workdir: Path, seed: int) -> dict[str, Path]:
-    base = workdir / f"root-{members}-s{seed}.tar"
+def build(members: int, workdir: Path, seed: int, median: str | None = None
+          ) -> dict[str, Path]:
+    tag = f"-m{median}" if median else ""
+    base = workdir / f"root-{members}-s{seed}{tag}.tar"
     if not base.exists():
         t0 = time.perf_counter()
+        extra = ["--median-size", median] if median else []
         subprocess.run([PY, str(ROOT / "samples" / "generate.py"), "--members", str(members),
-                        "--seed", str(seed), "--synthetic-diff-ids", "--out", str(base)],
-                       check=True)
+                        "--seed", str(seed), "--synthetic-diff-ids", *extra, "--out",
+                        str(base)], check=True)
         print(f"  generated {base.name} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     zst, gz = Path(str(base) + ".zst"), Path(str(base) + ".gz")
     if not zst.exists():
@@ -98,8 +101,9 @@ def large_table(res: dict) -> str:
     return "\n".join(out)
 
 
-def bench(members: int, workdir: Path, seed: int, repeat: int) -> dict:
-    a = build(members, workdir, seed)
+def bench(members: int, workdir: Path, seed: int, repeat: int, median: str | None = None
+          ) -> dict:
+    a = build(members, workdir, seed, median)
     truth = json.loads(Path(str(a["tar"]) + ".truth.json").read_text())
     n = truth["members"]
     case = workdir / "case"
@@ -198,6 +202,9 @@ def main() -> int:
     p.add_argument("--large-files", type=int, default=3,
                    help="large files in the hashing case (0: skip it)")
     p.add_argument("--large-size", default="300MiB", help="size of each large file")
+    p.add_argument("--median-size", default=None,
+                   help="median layer-file size of the generated roots (default 2KiB; "
+                        "e.g. 64 keeps a 10^7-member tar at ~21 GB)")
     a = p.parse_args()
     for tool in ("tar", "zstd", "pigz", "openssl", "/usr/bin/time"):
         if shutil.which(tool) is None:
@@ -208,7 +215,7 @@ def main() -> int:
     results = []
     for n in a.sizes:
         print(f"size {n:,} ...", file=sys.stderr)
-        results.append(bench(n, work, a.seed, a.repeat))
+        results.append(bench(n, work, a.seed, a.repeat, a.median_size))
     print(table(results))
     large = None
     if a.large_files:
