@@ -144,6 +144,16 @@ typedef struct {
     int bad;
 } Pending;
 
+/* The pax value of ``key``, when the chain has one, parsed into ``*out`` (``*present``
+ * set); 0 when it is malformed. */
+static int pax_value(const Pending *st, int key,
+                     int (*parse)(const unsigned char *, Py_ssize_t, int64_t *),
+                     int64_t *out, int *present) {
+    if (!st->val[key]) return 1;
+    *present = 1;
+    return parse(st->val[key], st->len[key], out);
+}
+
 /* Records "LEN KEY=VALUE\n" of one pax payload (tarscan._pax's rules). */
 static void pax_records(const unsigned char *p, Py_ssize_t size, Pending *st) {
     Py_ssize_t q = 0;
@@ -300,23 +310,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             ls = st.val[P_LINK];
             ll = st.len[P_LINK];
         }
-        if (st.val[P_MTIME]) ok &= pax_time(st.val[P_MTIME], st.len[P_MTIME], &mtime);
-        if (st.val[P_ATIME]) {
-            ok &= pax_time(st.val[P_ATIME], st.len[P_ATIME], &atime);
-            aset = 1;
-        }
-        if (st.val[P_CTIME]) {
-            ok &= pax_time(st.val[P_CTIME], st.len[P_CTIME], &ctime);
-            cset = 1;
-        }
-        if (st.val[P_UID]) {
-            ok &= pax_int(st.val[P_UID], st.len[P_UID], &uid);
-            uid_ok = 1;
-        }
-        if (st.val[P_GID]) {
-            ok &= pax_int(st.val[P_GID], st.len[P_GID], &gid);
-            gid_ok = 1;
-        }
+        int mset = 0;
+        ok &= pax_value(&st, P_MTIME, pax_time, &mtime, &mset);
+        ok &= pax_value(&st, P_ATIME, pax_time, &atime, &aset);
+        ok &= pax_value(&st, P_CTIME, pax_time, &ctime, &cset);
+        ok &= pax_value(&st, P_UID, pax_int, &uid, &uid_ok);
+        ok &= pax_value(&st, P_GID, pax_int, &gid, &gid_ok);
         ok &= uid_ok & gid_ok;
         if (gnu) {  /* old GNU: atime/ctime in the header override pax ones when set */
             int64_t ga = 0, gc = 0;
