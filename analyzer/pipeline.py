@@ -24,13 +24,13 @@ from analyzer.allocators import bound_memory, trim
 from analyzer.errors import AnalyzerError, NoDataRootFound, NotASnapshot, UsageError
 from analyzer.issues import IssueLog
 from analyzer.model.evidence import CONTAINERD_MOUNT, MANAGED_CONTAINERD
-from analyzer.sources.base import EvidenceInfo, Prefilter, Progress, link_escapes
+from analyzer.sources.base import EvidenceInfo, Progress, link_escapes
 from analyzer.sources import capture, locate
 from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, keep_captured,
                                       log_container, wants_capture)
 from analyzer.sources.locate import RootCandidate, RootFinder
 from analyzer.sources.tarscan import K_FILE, MemberBatch
-from analyzer.textcols import path_keys, rows_containing
+from analyzer.textcols import path_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from analyzer.model.snapshot import Snapshot
@@ -181,15 +181,15 @@ class _Pass:
         self.index.add(member, sha)
 
     def batch(self, batch: MemberBatch) -> None:
-        """A run of members: Python only for the rows the prefilter passes, symlinks
+        """A run of members: Python only for the rows :data:`WATCH` passes, symlinks
         and hashing; the index rows are appended as columns."""
-        watch = np.flatnonzero(batch.mask("watch", watched))
+        watch = np.flatnonzero(batch.mask("watch", WATCH.mask))
         paths = dict(zip(watch.tolist(), batch.path_list(watch)))
         for p in paths.values():
             self.finder.observe(p, p.rpartition("/")[2])
         has_data = (batch.kind == K_FILE) & (batch.size > 0)
-        special = {i: p for i, p in paths.items()
-                   if has_data[i] and _keeps_bytes(p, p.rpartition("/")[2])}
+        # rows a log or capture rule may want: their bytes go through _content
+        special = {i: p for i, p in paths.items() if has_data[i]}
         links = batch.symlink_rows()
         targets: dict[int, str] = {}
         if len(links):
@@ -264,31 +264,6 @@ class _Pass:
         return RawSnapshot(info=info, files=files, captured=self.captured, logs=logs,
                            roots=self.finder.candidates(), hash_files=self.hash_files,
                            containerd_roots=self.finder.containerd_roots())
-
-
-def watched(paths: pa.Array, names: pa.Array, pf: Prefilter = WATCH) -> np.ndarray:
-    """Which rows pass the prefilter ``pf`` (default :data:`WATCH`): ``names`` are the
-    last components of ``paths``. On binary arrays (the tar fast path's, whose accepted
-    rows are ASCII) lengths are counted in bytes, on string arrays in characters."""
-    text = pa.types.is_string(names.type)
-    mask = pc.is_in(names, value_set=pa.array(sorted(pf.names), names.type))
-    if pf.name_length is not None:
-        length = pc.utf8_length(names) if text else pc.binary_length(names)
-        mask = pc.or_(mask, pc.equal(length, pf.name_length))
-    for x in pf.prefixes:
-        mask = pc.or_(mask, pc.starts_with(names, x))
-    for x in pf.suffixes:
-        mask = pc.or_(mask, pc.ends_with(names, x))
-    for x in pf.infixes:
-        mask = pc.or_(mask, pc.match_substring(names, x))
-    out = mask.to_numpy(zero_copy_only=False)
-    for x in pf.path_infixes:
-        out[rows_containing(paths, x)] = True
-    return out
-
-
-def _keeps_bytes(path: str, name: str) -> bool:
-    return log_container(path, name) is not None or wants_capture(path, name)
 
 
 def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from analyzer import __version__
 from analyzer.allocators import trim
-from analyzer.textcols import PathSet
+from analyzer.textcols import PathSet, one_chunk
 from analyzer.formats.containerd_db import SNAPSHOTTERS
 from analyzer.formats.digest import short
 from analyzer.model import schema
@@ -87,51 +87,13 @@ def _sorted_category(ser: pd.Series) -> pd.Series:
         remap[codes], dtype=pd.CategoricalDtype(pd.Index(new, dtype="string"))))
 
 
-def _one_chunk(chunks: list[pa.Array]) -> pa.Array:
-    """A string column's chunks as one array, copied chunk by chunk (each chunk is
-    released from ``chunks`` once copied, so the peak is the result plus one chunk).
-
-    Arrow's ``take`` on a chunked string column concatenates it first, so every row
-    selection of the files table (``files[mask]``) would cost a transient copy of
-    the whole ``path`` column (~125 MB per 10^6 members).
-    """
-    if len(chunks) == 1:
-        return chunks[0]
-    sizes = [len(c) for c in chunks]
-    starts = [0]
-    for c in chunks:
-        o = np.frombuffer(c.buffers()[1], np.int32)[c.offset:c.offset + len(c) + 1]
-        starts.append(starts[-1] + int(o[-1] - o[0]))
-    if starts[-1] >= 2**31:  # beyond 32-bit offsets: keep the chunks
-        return pa.concat_arrays([pc.cast(c, pa.large_string()) for c in chunks])
-    offsets = np.empty(sum(sizes) + 1, np.int32)
-    data = np.empty(starts[-1], np.uint8)
-    validity = np.ones(sum(sizes), bool)
-    row = 0
-    for i in range(len(chunks)):
-        c = chunks[i]
-        chunks[i] = None  # type: ignore[call-overload]
-        o = np.frombuffer(c.buffers()[1], np.int32)[c.offset:c.offset + len(c) + 1]
-        offsets[row:row + len(c) + 1] = o - o[0] + starts[i]
-        if c.buffers()[2] is not None and o[-1] > o[0]:
-            data[starts[i]:starts[i + 1]] = np.frombuffer(c.buffers()[2], np.uint8)[o[0]:o[-1]]
-        if c.null_count:
-            validity[row:row + len(c)] = c.is_valid().to_numpy(zero_copy_only=False)
-        row += len(c)
-        del c
-        trim()
-    mask = None if validity.all() else pa.array(validity).buffers()[1]
-    return pa.Array.from_buffers(pa.string(), row, [mask, pa.py_buffer(offsets),
-                                                    pa.py_buffer(data)])
-
-
 def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
     """The member index under the data-root ``prefix`` as the ``files`` table.
 
     Takes ``raw.files`` over (see :func:`root_files`) and converts column by column,
     dropping each Arrow column once converted; the table is only ever referenced
     here, so the peak is the table plus one column. String columns become one
-    Arrow chunk each (:func:`_one_chunk`) and stay Arrow-backed.
+    Arrow chunk each (:func:`~analyzer.textcols.one_chunk`) and stay Arrow-backed.
     """
     files = root_files(raw, prefix)
     out: dict[str, Any] = {}
@@ -144,7 +106,7 @@ def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
             chunks = arr.chunks
             arr = None
             ser = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
-                [_one_chunk(chunks)], pa.string())), dtype=pd.StringDtype(), copy=False)
+                [one_chunk(chunks)], pa.string())), dtype=pd.StringDtype(), copy=False)
         elif name == "kind":
             ser = _sorted_category(pc.dictionary_encode(arr).to_pandas())
         elif name in _TIMES:

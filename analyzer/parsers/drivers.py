@@ -156,7 +156,6 @@ def unique_groups_many(files: pd.DataFrame, rxs: list[str]) -> list[set[str]]:
                 m = py[k].search(p) if p is not None else None
                 if m is not None and m.group(1) is not None:
                     out.add(m.group(1))
-    trim()
     return outs
 
 
@@ -197,7 +196,6 @@ def content_sizes(files: pd.DataFrame, pattern: str) -> pd.DataFrame:
         part = pa.table({"dir_id": ids, "n": pa.array(np.ones(len(nbytes), dtype="int64")),
                          "b": pa.array(nbytes)})
         parts.append(part.group_by("dir_id").aggregate([("n", "sum"), ("b", "sum")]))
-    trim()
     if not parts:
         return pd.DataFrame({"dir_id": pd.Series([], dtype="string"),
                              "files": pd.Series([], dtype="Int64"),

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Protocol
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from analyzer.formats.tarheader import clean_path  # noqa: F401 - re-exported
 from analyzer.issues import IssueLog
 from analyzer.sources.member import Member
@@ -45,8 +49,10 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class Prefilter:
-    """A cheap superset test of the paths a per-member check looks at, applied to whole
-    arrays of paths at once (the tar fast path) before the check runs on each match.
+    """The cheap first test of a per-member check (which paths it looks at), written
+    once for both uses: the check applies it to each path (:meth:`passes`), the tar
+    fast path to whole arrays of paths (:meth:`mask`) before the check sees the rows
+    that pass.
 
     A path passes when its last component is one of ``names``, has ``name_length``
     characters, starts with one of ``prefixes``, ends with one of ``suffixes`` or
@@ -71,13 +77,37 @@ class Prefilter:
                              (self.infixes, other.infixes),
                              (self.path_infixes, other.path_infixes))))
 
-    def passes(self, path: str) -> bool:
-        """The same test on one path (the reference for the array version)."""
-        name = path.rpartition("/")[2]
+    def passes(self, path: str, name: str | None = None) -> bool:
+        """The test on one path (``name``: its last component, when already known)."""
+        if name is None:
+            name = path.rpartition("/")[2]
         return (name in self.names or len(name) == self.name_length
-                or name.startswith(self.prefixes) or name.endswith(self.suffixes)
-                or any(x in name for x in self.infixes)
-                or any(x in path for x in self.path_infixes))
+                or bool(self.prefixes) and name.startswith(self.prefixes)
+                or bool(self.suffixes) and name.endswith(self.suffixes)
+                or bool(self.infixes) and any(x in name for x in self.infixes)
+                or bool(self.path_infixes) and any(x in path for x in self.path_infixes))
+
+    def mask(self, paths: pa.Array, names: pa.Array) -> np.ndarray:
+        """The test on whole arrays: which rows pass (``names`` are the last components
+        of ``paths``). On binary arrays (the tar fast path's, whose accepted rows are
+        ASCII) lengths count bytes, on string arrays characters."""
+        from analyzer.textcols import rows_containing
+
+        mask = pc.is_in(names, value_set=pa.array(sorted(self.names), names.type))
+        if self.name_length is not None:
+            length = pc.utf8_length(names) if pa.types.is_string(names.type) \
+                else pc.binary_length(names)
+            mask = pc.or_(mask, pc.equal(length, self.name_length))
+        for x in self.prefixes:
+            mask = pc.or_(mask, pc.starts_with(names, x))
+        for x in self.suffixes:
+            mask = pc.or_(mask, pc.ends_with(names, x))
+        for x in self.infixes:
+            mask = pc.or_(mask, pc.match_substring(names, x))
+        out = mask.to_numpy(zero_copy_only=False)
+        for x in self.path_infixes:
+            out[rows_containing(paths, x)] = True
+        return out
 
 
 def link_escapes(path: str, target: str) -> bool:

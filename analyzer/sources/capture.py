@@ -58,7 +58,7 @@ CAPTURE = re.compile(
 BLOB = re.compile(rf"(?:^|/)io\.containerd\.content\.v1\.content/blobs/sha256/{HEX64}$")
 MAX_BLOB_CAPTURE = 8 << 20
 
-#: last path components that can start a capture match (cheap pre-filter)
+#: last path components that can start a capture match (see :data:`CAPTURE_NAMES`)
 _NAMES = {"repositories.json", "parent", "lastUpdated", "builtLocally", "diff", "size",
           "cache-id", "descriptor.json", "mount-id", "init-id", "config.v2.json", "config.json",
           "hostconfig.json", "metadata.db", "opts.json", "local-kv.db", "link", "lower",
@@ -71,19 +71,19 @@ LOG = re.compile(
     r"|local-logs/container\.log(?:\.\d+)?(?:\.gz)?|container-cached\.log(?:\.\d+)?(?:\.gz)?)$")
 
 
-#: passes at least every path :func:`wants_capture` or :func:`log_container` accepts
-PREFILTER = Prefilter(names=frozenset(_NAMES), name_length=64,
-                      prefixes=("repositories-",), suffixes=(".db",), infixes=(".log",),
-                      path_infixes=("aufs/layers/", "devicemapper/metadata/"))
+#: the paths :data:`CAPTURE` can match (its cheap first test)
+CAPTURE_NAMES = Prefilter(names=frozenset(_NAMES), name_length=64,
+                          prefixes=("repositories-",), suffixes=(".db",),
+                          path_infixes=("aufs/layers/", "devicemapper/metadata/"))
+#: the paths :data:`LOG` can match
+LOG_NAMES = Prefilter(infixes=(".log",))
+#: every path :func:`wants_capture` or :func:`log_container` looks at
+PREFILTER = CAPTURE_NAMES | LOG_NAMES
 
 
 def wants_capture(path: str, name: str) -> bool:
     """True if the bytes of this member should be kept."""
-    if name not in _NAMES and len(name) != 64 and not name.endswith(".db") \
-            and not name.startswith("repositories-") and "aufs/layers/" not in path \
-            and "devicemapper/metadata/" not in path:
-        return False
-    return CAPTURE.search(path) is not None
+    return CAPTURE_NAMES.passes(path, name) and CAPTURE.search(path) is not None
 
 
 def capture_limit(path: str) -> int:
@@ -98,7 +98,7 @@ def keep_captured(path: str, data: bytes) -> bool:
 
 def log_container(path: str, name: str) -> str | None:
     """The container id if this member is one of its log files."""
-    if ".log" not in name:
+    if not LOG_NAMES.passes(path, name):
         return None
     m = LOG.search(path)
     return m.group(1) if m else None

@@ -278,7 +278,7 @@ class Decoded:
     devminor: np.ndarray
     path: pa.Array  # binary, cleaned
     link: pa.Array  # binary (cleaned for hardlinks)
-    name: pa.Array | None = None  # binary, the last component of each path
+    name: pa.Array | None = None  # binary, the last component of each path (set by scan)
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # see MemberBatch.mask
 
 
@@ -454,7 +454,11 @@ def scan(buf: bytes, pos: int, end: int, limit: int, compiled: bool | None = Non
     """
     if not (COMPILED if compiled is None else compiled):
         w = walk(buf, pos, end, limit)
-        return w.chains, w.stop, (decode(buf, w) if w.headers else None)
+        if not w.headers:
+            return w.chains, w.stop, None
+        d = decode(buf, w)
+        d.name = pc.replace_substring_regex(d.path, r"(?s)^.*/", "")  # last components
+        return w.chains, w.stop, d
     n, stop, ints, poff, pdata, loff, ldata, noff, ndata = _ctarscan.scan(buf, pos, end, limit)
     if n == 0:
         return [], stop, None
@@ -580,7 +584,7 @@ class MemberBatch:
 
     Consumers that only need the index rows use :meth:`columns`; per-member
     access (:meth:`path_list`, :meth:`payload`, :meth:`members`) is there for the few
-    members whose bytes are wanted, found with :meth:`match` over the whole batch.
+    members whose bytes are wanted, found with :meth:`mask` over the whole batch.
     Payloads stay readable until the reader moves on.
     """
 
@@ -594,18 +598,8 @@ class MemberBatch:
         self._d = d
         self._sl = sl
         self._path = pc.cast(d.path.slice(i0, self.n), pa.string())
-        if d.name is None:  # the numpy decode: names from the cleaned paths
-            d.name = pc.replace_substring_regex(d.path, r"(?s)^.*/", "")
         self._name = pc.cast(d.name.slice(i0, self.n), pa.string())
-        self._paths: list[str] | None = None
         self._link: pa.Array | None = None
-
-    @property
-    def paths(self) -> list[str]:
-        """Every path of the batch as Python strings (built on first use)."""
-        if self._paths is None:
-            self._paths = self._path.to_pylist()
-        return self._paths
 
     def path_list(self, rows: np.ndarray) -> list[str]:
         """The paths of ``rows`` only."""
@@ -637,10 +631,6 @@ class MemberBatch:
         if self._link is None:
             self._link = pc.cast(self._d.link.slice(self._sl.start, self.n), pa.string())
         return self._link
-
-    def file_rows(self) -> np.ndarray:
-        """Rows that have a payload (regular files with data)."""
-        return np.flatnonzero((self.kind == K_FILE) & (self.size > 0))
 
     def symlink_rows(self) -> np.ndarray:
         return np.flatnonzero(self.kind == K_SYMLINK)

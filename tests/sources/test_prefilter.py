@@ -1,4 +1,4 @@
-"""The batch prefilter (``pipeline.watched``) lets through every path the per-member
+"""The batch prefilter (``pipeline.WATCH``) lets through every path the per-member
 checks could accept: capture rules, log files and the data-root markers.
 
 The tar fast path offers only the paths it passes to those checks; a path it missed
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.pipeline import WATCH, read_evidence, watched as batch_watched
+from analyzer.pipeline import WATCH, read_evidence
 from analyzer.sources import capture, locate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_prefilter_passes_what_checks_see() -> None:
 
 def watched(paths: list[str]) -> list[bool]:
     arr = pa.array(paths, pa.string())
-    return batch_watched(arr, pc.replace_substring_regex(arr, "(?s)^.*/", "")).tolist()
+    return WATCH.mask(arr, pc.replace_substring_regex(arr, "(?s)^.*/", "")).tolist()
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.parent.name)
