@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Memory profile of one ingest by stage (issue 5: peak RSS ≤ 150 MB + 250 B/member).
+"""Memory and time profile of one ingest by stage (issue 5: peak RSS ≤ 150 MB + 250 B/member).
 
     .venv/bin/python benchmarks/memory.py ARCHIVE [--hash]
 
 Runs the pass, the table build and the case write in this process while a thread samples
-``VmRSS`` every 5 ms, and prints the peak RSS seen inside each stage (stages nest: the
-build's parsers are wrapped one by one). ``/usr/bin/time -v`` of ``python -m analyzer
+``VmRSS`` every 5 ms, and prints the peak RSS seen inside each stage and the wall time spent in it (stages
+nest: the build's parsers are wrapped one by one, and a parent's time includes its
+children's). ``/usr/bin/time -v`` of ``python -m analyzer
 ingest`` (as ``benchmarks/ingest.py`` runs it) gives the whole-process peak; this shows
 where it comes from.
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 STACK = ["import"]
 PEAKS: dict[str, float] = {}
+SECONDS: dict[str, float] = {}
 
 
 def rss_mb() -> float:
@@ -49,9 +51,11 @@ def _wrap(obj: object, name: str) -> None:
     @functools.wraps(fn)
     def inner(*a, **k):  # type: ignore[no-untyped-def]
         STACK.append(name)
+        key, t = " > ".join(STACK), time.perf_counter()
         try:
             return fn(*a, **k)
         finally:
+            SECONDS[key] = SECONDS.get(key, 0.0) + time.perf_counter() - t
             STACK.pop()
 
     setattr(obj, name, inner)
@@ -63,6 +67,7 @@ def main() -> None:
     ap.add_argument("--hash", action="store_true", help="hash file contents (default: --no-hash)")
     args = ap.parse_args()
     threading.Thread(target=_sample, daemon=True).start()
+    t_import = time.perf_counter()
     from analyzer import case, pipeline
     from analyzer.parsers import build, containers, drivers, imagestore, volumes
 
@@ -73,16 +78,23 @@ def main() -> None:
                       (build, "_log_columns"), (build, "_meta")]:
         _wrap(obj, name)
     t0 = time.perf_counter()
-    STACK[:] = ["read_evidence"]
-    raw = pipeline.read_evidence(args.archive, hash_files=args.hash)
+    SECONDS["import"] = t0 - t_import
+
+    def stage(name: str, fn, *a, **k):  # type: ignore[no-untyped-def]
+        STACK[:] = [name]
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            SECONDS[name] = time.perf_counter() - t
+
+    raw = stage("read_evidence", pipeline.read_evidence, args.archive, hash_files=args.hash)
     members = raw.info.members
-    STACK[:] = ["build_snapshot"]
-    snap = pipeline.build_snapshot(raw)
+    snap = stage("build_snapshot", pipeline.build_snapshot, raw)
     del raw
-    STACK[:] = ["save_case"]
     out = tempfile.mkdtemp(prefix="dra-mem-")
     try:
-        case.save_case(snap, os.path.join(out, "case"))
+        stage("save_case", case.save_case, snap, os.path.join(out, "case"))
     finally:
         shutil.rmtree(out, ignore_errors=True)
     STACK[:] = ["end"]
@@ -93,9 +105,9 @@ def main() -> None:
     limit = 150 + 250 * members / 2**20
     print(f"{members} members, {time.perf_counter() - t0:.1f} s; peak RSS {peak:.0f} MB, "
           f"limit {limit:.0f} MB ({peak / limit:.2f}×)")
-    print("| peak RSS MB | stage |\n|---:|---|")
+    print("| peak RSS MB | wall s | stage |\n|---:|---:|---|")
     for key, mb in PEAKS.items():
-        print(f"| {mb:.0f} | {key} |")
+        print(f"| {mb:.0f} | {SECONDS.get(key, float('nan')):.2f} | {key} |")
 
 
 if __name__ == "__main__":
