@@ -18,6 +18,8 @@ CODES: dict[str, str] = {
     "archive.truncated": "the archive ends early; everything before the cut was read",
     "archive.corrupt": "the archive is damaged; reading stopped here",
     "archive.duplicate": "a member appears more than once; the last copy wins",
+    "archive.field_range": "a member header field is outside the range any filesystem "
+                           "stores (crafted header); recorded as empty",
     "path.escape": "a member path is absolute or climbs out with '..'; it was ignored",
     "path.nonutf8": "a member path is not valid UTF-8; it was decoded with surrogate escapes",
     "link.escape": "a symlink points out of the snapshot; it is never followed",

@@ -29,6 +29,7 @@ from analyzer.sources import capture, locate
 from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, keep_captured,
                                       log_container, wants_capture)
 from analyzer.sources.locate import RootCandidate, RootFinder
+from analyzer.sources.packed import PackedTable
 from analyzer.sources.tarscan import K_FILE, MemberBatch
 from analyzer.textcols import path_keys
 
@@ -63,7 +64,7 @@ class RawSnapshot:
     """Everything the single pass kept; input of :func:`build_snapshot`."""
 
     info: EvidenceInfo
-    files: pa.Table
+    files: PackedTable  # the member index, compressed (taken over by the build)
     captured: dict[str, bytes]
     logs: list[LogFile]
     roots: list[RootCandidate]
@@ -255,10 +256,11 @@ class _Pass:
         if self.escapes > MAX_MEMBER_ISSUES:
             info.issues.add("link.escape", f"{self.escapes - MAX_MEMBER_ISSUES} more symlinks "
                             "point out of the snapshot")
-        table = self.index.table()
-        files = _drop_duplicates(table, info.issues)
+        files = self.index.packed()
+        members = len(files)
+        _drop_duplicates(files, info.issues)
         trim()
-        if len(files) < len(table):  # a log file met twice: its last copy wins too
+        if len(files) < members:  # a log file met twice: its last copy wins too
             last = {log.path: i for i, log in enumerate(logs)}
             logs = [log for i, log in enumerate(logs) if last[log.path] == i]
         return RawSnapshot(info=info, files=files, captured=self.captured, logs=logs,
@@ -266,48 +268,44 @@ class _Pass:
                            containerd_roots=self.finder.containerd_roots())
 
 
-def _drop_duplicates(files: pa.Table, issues: IssueLog) -> pa.Table:
+def _drop_duplicates(files: PackedTable, issues: IssueLog) -> None:
     """Keep only the last row of each path, as extracting the tar would, and record
     ``archive.duplicate`` for each path met more than once."""
-    n = len(files)
-    if n == 0:
-        return files
-    # candidates by a sorted array of 64-bit path keys (16 B/member, computed with
-    # numpy chunk by chunk): count_distinct's hash table costs ~400 B/member, and a
-    # take over the chunked column would concatenate it
-    paths = files["path"]
-    hashes = np.concatenate([path_keys(chunk) for chunk in paths.chunks]) if paths.chunks \
-        else np.zeros(0, np.uint64)
-    ordered = np.sort(hashes)
+    if not len(files):
+        return
+    # candidates by a sorted array of 64-bit path keys (8 B/member, from the path
+    # column alone, batch by batch): count_distinct's hash table costs ~400 B/member
+    keys = np.concatenate([path_keys(b.column(0)) for b in files.batches(columns=[0])])
+    ordered = np.sort(keys)
     twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
     if not len(twice):
-        return files
-    hit = np.flatnonzero(np.isin(hashes, twice))
-    seen: dict[str, int] = {}
+        return
+    hit = np.flatnonzero(np.isin(keys, twice))
+    del keys
+    rows: list[tuple[int, str]] = []  # only the candidate rows become Python strings
     base = 0
-    for chunk in paths.chunks:  # only the candidate rows become Python strings
-        local = hit[(hit >= base) & (hit < base + len(chunk))] - base
-        for p in chunk.take(pa.array(local, pa.int64())).to_pylist():
-            seen[p] = seen.get(p, 0) + 1
-        base += len(chunk)
-    dup_paths = {p for p, c in seen.items() if c > 1}
-    if not dup_paths:
-        return files
-    rows = files.append_column("_row", pa.array(range(n), pa.int64()))
-    rows = rows.filter(pc.is_in(paths, value_set=pa.array(sorted(dup_paths), pa.string())))
-    grouped = rows.group_by("path").aggregate([("_row", "max"), ("_row", "count")])
-    dups = grouped.filter(pc.greater(grouped["_row_count"], 1)).sort_by("_row_max")
-    for path, count in zip(dups["path"].to_pylist()[:MAX_MEMBER_ISSUES],
-                           dups["_row_count"].to_pylist()[:MAX_MEMBER_ISSUES]):
-        issues.add("archive.duplicate", f"{path} appears {count} times in the archive; the "
-                   "last copy is used", path=path)
+    for batch in files.batches(columns=[0]):
+        local = hit[(hit >= base) & (hit < base + batch.num_rows)] - base
+        paths = batch.column(0).take(pa.array(local, pa.int64())).to_pylist()
+        rows.extend(zip((local + base).tolist(), paths))
+        base += batch.num_rows
+    count: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for row, path in rows:
+        count[path] = count.get(path, 0) + 1
+        last[path] = row
+    dups = sorted((row, path) for path, row in last.items() if count[path] > 1)
+    if not dups:
+        return
+    for row, path in dups[:MAX_MEMBER_ISSUES]:
+        issues.add("archive.duplicate", f"{path} appears {count[path]} times in the archive; "
+                   "the last copy is used", path=path)
     if len(dups) > MAX_MEMBER_ISSUES:
         issues.add("archive.duplicate", f"{len(dups) - MAX_MEMBER_ISSUES} more paths appear "
                    "more than once; the last copies are used")
-    drop = rows.filter(pc.invert(pc.is_in(rows["_row"], value_set=grouped["_row_max"])))["_row"]
-    keep = pc.invert(pc.is_in(pa.array(range(n), pa.int64()), value_set=drop))
-    return files.filter(keep)
+    files.drop_rows(np.array([row for row, path in rows
+                              if count[path] > 1 and last[path] != row], np.int64))
 
 
 def _decode_log(path: str, cid: str, stream: BinaryIO, issues: IssueLog,
@@ -420,14 +418,20 @@ def mount_containerd(raw: RawSnapshot, cand: RootCandidate,
     dst = f"{head}{CONTAINERD_MOUNT}/"
     raw.captured.update({dst + p[len(src):]: d for p, d in list(src_raw.captured.items())
                          if p.startswith(src)})
-    files = src_raw.files
-    paths = files["path"]
-    inside = pc.starts_with(paths, src) if src else pc.is_valid(paths)
-    moved = files.filter(inside)
-    moved = moved.set_column(0, "path", pc.binary_join_element_wise(
-        dst, pc.utf8_slice_codeunits(moved["path"], len(src)), ""))
-    kept = raw.files if extra is not None else files.filter(pc.invert(inside))
-    raw.files = pa.concat_tables([kept, moved])
+    # the containerd root's rows move under ``dst``, after the data-root's own rows
+    same = extra is None
+    kept = PackedTable(raw.files.schema) if same else raw.files
+    moved = PackedTable(raw.files.schema)
+    for batch in (src_raw.files.take_batches() if same else src_raw.files.batches()):
+        paths = batch.column(0)
+        inside = pc.starts_with(paths, src) if src else pc.is_valid(paths)
+        sub = batch.filter(inside)
+        moved.append(sub.set_column(0, "path", pc.binary_join_element_wise(
+            dst, pc.utf8_slice_codeunits(sub.column(0), len(src)), "")))
+        if same:
+            kept.append(batch.filter(pc.invert(inside)))
+    kept.extend(moved)
+    raw.files = kept
 
 
 def build_snapshot(raw: RawSnapshot, root: str | None = None,

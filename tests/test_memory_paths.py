@@ -58,8 +58,42 @@ def test_duplicate_members_keep_the_last_copy() -> None:
 
     from analyzer.issues import IssueLog
 
-    t = pa.table({"path": ["a", "b", "a", "c", "b", "a"], "v": [1, 2, 3, 4, 5, 6]})
+    from analyzer.sources.packed import PackedTable
+
+    t = pa.table({"path": ["a", "b", "a", "c", "b", "a", "d"], "v": [1, 2, 3, 4, 5, 6, 7]})
+    packed = PackedTable.from_table(pa.Table.from_batches(t.to_batches(max_chunksize=2)))
     issues = IssueLog()
-    out = pipeline._drop_duplicates(t, issues)
-    assert out.to_pydict() == {"path": ["c", "b", "a"], "v": [4, 5, 6]}
+    pipeline._drop_duplicates(packed, issues)
+    assert packed.to_table().to_pydict() == {"path": ["c", "b", "a", "d"], "v": [4, 5, 6, 7]}
+    assert len(packed) == 4
     assert [r["code"] for r in issues.records()] == ["archive.duplicate"] * 2
+
+
+def test_narrow_columns_keep_every_real_value(tmp_path) -> None:
+    """mode, owners and device numbers are 32-bit in the files table: the largest real
+    values stay, a crafted pax value beyond 32 bits becomes empty and is reported."""
+    import io
+    import tarfile
+
+    members = []
+    for name, uid in (("max", 2**32 - 1), ("huge", 2**40), ("root", 0)):
+        ti = tarfile.TarInfo(name)
+        ti.uid, ti.gid, ti.mode = uid, 7, 0o4755
+        ti.pax_headers = {"uid": str(uid)}
+        members.append(ti)
+    dev = tarfile.TarInfo("dev")
+    dev.type, dev.devmajor, dev.devminor = tarfile.CHRTYPE, 4095, 2**20 - 1
+    members.append(dev)
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for ti in members:
+            tf.addfile(ti, io.BytesIO(b""))
+    raw = pipeline.read_evidence(str(path), hash_files=False)
+    files = build.files_frame(raw, "").set_index("path")
+    schema.validate("files", files.reset_index())
+    assert files.loc["max", "uid"] == 2**32 - 1 and files.loc["root", "uid"] == 0
+    assert pd.isna(files.loc["huge", "uid"]) and files.loc["huge", "gid"] == 7
+    assert files.loc["max", "mode"] == 0o4755
+    assert (files.loc["dev", "devmajor"], files.loc["dev", "devminor"]) == (4095, 2**20 - 1)
+    ranged = [r for r in raw.info.issues.records() if r["code"] == "archive.field_range"]
+    assert len(ranged) == 1 and "1 member(s) have a uid" in ranged[0]["message"]

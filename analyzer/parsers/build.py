@@ -51,30 +51,26 @@ def root_files(raw: Any, prefix: str) -> pa.Table:
     """The index rows under the data-root ``prefix``, paths relative to it.
 
     Takes ``raw.files`` over (it is set to ``None``): the member index is the largest
-    object of an ingest, so it is filtered batch by batch and each original batch is
-    released as soon as its rows are copied, instead of holding two copies at once.
+    object of an ingest, so it is unpacked, filtered and released batch by batch
+    (:meth:`~analyzer.sources.packed.PackedTable.take_batches`); the archive's whole
+    index never exists uncompressed.
     """
-    files: pa.Table = raw.files
+    files = raw.files
     if files is None:
         raise ValueError("raw.files was already consumed by an earlier build_tables")
     raw.files = None
-    if not prefix:
-        return files
-    head = prefix + "/"
-    schema_ = files.schema
-    batches = files.to_batches()
-    del files
+    head = prefix + "/" if prefix else ""
     out = []
-    for i, batch in enumerate(batches):
-        batches[i] = None  # type: ignore[call-overload]
-        sub = batch.filter(pc.starts_with(batch.column(0), head))
+    for batch in files.take_batches():
+        if head:
+            batch = batch.filter(pc.starts_with(batch.column(0), head))
+            batch = batch.set_column(0, "path", pc.utf8_slice_codeunits(batch.column(0),
+                                                                        len(head)))
+        if batch.num_rows:
+            out.append(batch)
         del batch
-        if sub.num_rows:
-            out.append(sub.set_column(0, "path", pc.utf8_slice_codeunits(sub.column(0),
-                                                                          len(head))))
-        del sub
         trim()
-    return pa.Table.from_batches(out, schema=schema_)
+    return pa.Table.from_batches(out, schema=files.schema)
 
 
 def _sorted_category(ser: pd.Series) -> pd.Series:
@@ -87,6 +83,25 @@ def _sorted_category(ser: pd.Series) -> pd.Series:
         remap[codes], dtype=pd.CategoricalDtype(pd.Index(new, dtype="string"))))
 
 
+#: the files table's 32-bit columns (mode, owners, device numbers): the pass keeps 64 bits
+_NARROW = {"int32": pa.int32(), "uint32": pa.uint32()}
+
+
+def _narrow(arr: pa.ChunkedArray, dtype: str, name: str, issues: Any) -> pa.ChunkedArray:
+    """``arr`` as the 32-bit type of ``dtype``. A value outside its range (only a crafted
+    pax or base-256 header holds one: Linux stores 32-bit owners and device numbers)
+    becomes null, reported once per column as ``archive.field_range``."""
+    typ = _NARROW[dtype]
+    info = np.iinfo(typ.to_pandas_dtype())
+    bad = pc.or_(pc.less(arr, info.min), pc.greater(arr, info.max))
+    count = pc.sum(bad).as_py() or 0
+    if count:
+        issues.add("archive.field_range", f"{count} member(s) have a {name} outside "
+                   f"{info.min}..{info.max}; recorded as empty", severity="warning")
+        arr = pc.if_else(bad, pa.scalar(None, arr.type), arr)
+    return pc.cast(arr, typ)
+
+
 def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
     """The member index under the data-root ``prefix`` as the ``files`` table.
 
@@ -95,6 +110,7 @@ def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
     here, so the peak is the table plus one column. String columns become one
     Arrow chunk each (:func:`~analyzer.textcols.one_chunk`) and stay Arrow-backed.
     """
+    raw_issues = raw.info.issues
     files = root_files(raw, prefix)
     out: dict[str, Any] = {}
     for col in schema.columns("files"):
@@ -113,11 +129,15 @@ def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
             ser = pc.cast(arr, pa.timestamp("ns", tz="UTC")).to_pandas()
             if str(ser.dtype) != "datetime64[ns, UTC]":
                 ser = ser.astype("datetime64[ns, UTC]")
+        elif col.dtype in _NARROW:
+            ser = _narrow(arr, col.dtype, name, raw_issues).to_pandas(
+                types_mapper={pa.int32(): pd.Int32Dtype(), pa.uint32(): pd.UInt32Dtype()}.get)
         elif col.dtype == "int":
             ser = arr.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
         else:
             ser = arr.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
         del arr
+        trim()  # the Arrow column just converted: the peak is the table plus one column
         want = schema.DTYPES[col.dtype]
         if col.dtype != "category" and str(ser.dtype) != str(pd.Series([], dtype=want).dtype):
             ser = ser.astype(want)

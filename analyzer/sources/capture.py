@@ -7,8 +7,9 @@ path *suffix* anchored on Docker's own directory names (``image/<drv>/...``,
 not captured: they are decoded while streaming (see ``analyzer.pipeline``).
 
 :class:`FileIndex` keeps one row per member in columnar batches converted to
-Arrow every :data:`BATCH` rows, so memory grows with metadata only and no
-per-member Python object outlives its batch.
+Arrow every :data:`BATCH` rows and then compressed (:mod:`analyzer.sources.packed`),
+so memory grows with packed metadata only and no per-member Python object outlives
+its batch.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import json
 import re
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from analyzer.allocators import trim
 from analyzer.sources.base import Prefilter
 from analyzer.sources.member import CHAR, Member
+from analyzer.sources.packed import PackedTable
 
 HEX64 = r"[0-9a-f]{64}"
 #: the largest metadata file we keep in memory (image configs with long histories
@@ -145,7 +146,7 @@ class FileIndex:
     """
 
     def __init__(self) -> None:
-        self._batches: list[pa.RecordBatch] = []
+        self._packed = PackedTable(_SCHEMA)  # full batches, compressed
         self._rows: dict[str, list] = {f.name: [] for f in _SCHEMA}
         self._pending: list[pa.RecordBatch] = []  # converted pieces not yet merged
         self._pending_rows = 0
@@ -170,10 +171,12 @@ class FileIndex:
 
     def _merge(self) -> None:
         if len(self._pending) == 1:
-            self._batches.append(self._pending[0])
+            self._packed.append(self._pending[0])
         elif self._pending:
             table = pa.Table.from_batches(self._pending, schema=_SCHEMA).combine_chunks()
-            self._batches.extend(table.to_batches())
+            for batch in table.to_batches():
+                self._packed.append(batch)
+            del table
         self._pending = []
         self._pending_rows = 0
         trim()  # the pieces just merged (and the reader's spent buffers) were freed
@@ -208,18 +211,10 @@ class FileIndex:
         self._convert_rows()
         self._merge()
 
-    def table(self) -> pa.Table:
-        """All rows as one Arrow table."""
+    def packed(self) -> PackedTable:
+        """All rows, compressed (:mod:`analyzer.sources.packed`); the index is empty
+        afterwards."""
         self.flush()
-        return pa.Table.from_batches(self._batches, schema=_SCHEMA)
+        out, self._packed = self._packed, PackedTable(_SCHEMA)
+        return out
 
-
-def relative_files(files: pa.Table, prefix: str) -> pa.Table:
-    """The index rows under ``prefix``, with paths made relative to it."""
-    if not prefix:
-        return files
-    head = prefix + "/"
-    mask = pc.starts_with(files["path"], head)
-    sub = files.filter(mask)
-    rel = pc.utf8_slice_codeunits(sub["path"], len(head))
-    return sub.set_column(0, "path", rel)

@@ -43,7 +43,7 @@ def watched(paths: list[str]) -> list[bool]:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.parent.name)
 def test_samples(path: Path) -> None:
-    paths = read_evidence(str(path), hash_files=False).files["path"].to_pylist()
+    paths = read_evidence(str(path), hash_files=False).files.to_table()["path"].to_pylist()
     want = [looked_at(p) for p in paths]
     assert sum(want) > 10
     assert all(w for w, need in zip(watched(paths), want) if need)

@@ -496,7 +496,7 @@ def test_symlink_out_is_kept_and_reported(tmp_path: Path) -> None:
         ("symlink", "../../../../etc"), ("symlink", "/etc/passwd"), ("symlink", "../docker/x")]
     raw = read_evidence(os.fspath(path))
     assert raw.info.issues.codes() == ["link.escape"]  # absolute targets are container paths
-    assert raw.files["linkname"].to_pylist()[0] == "../../../../etc"
+    assert raw.files.to_table()["linkname"].to_pylist()[0] == "../../../../etc"
 
 
 def test_duplicate_members(tmp_path: Path) -> None:
@@ -509,7 +509,7 @@ def test_duplicate_members(tmp_path: Path) -> None:
     assert [m.path for m, _ in ours] == [cfg, "x", cfg]  # the reader reports what is there
     raw = read_evidence(os.fspath(path))
     assert raw.info.issues.codes() == ["archive.duplicate"]
-    assert raw.files["path"].to_pylist() == ["x", cfg]  # the last copy wins
+    assert raw.files.to_table()["path"].to_pylist() == ["x", cfg]  # the last copy wins
     assert raw.captured[cfg] == b'{"a": 1}'
 
 
@@ -576,7 +576,8 @@ def test_large_members_hash_from_chunks(tmp_path: Path, kind: str,
         path = tmp_path / f"a.tar.{kind}"
         path.write_bytes(data)
     raw = read_evidence(os.fspath(path), hash_files=True)
-    got = dict(zip(raw.files["path"].to_pylist(), raw.files["sha256"].to_pylist()))
+    files = raw.files.to_table()
+    got = dict(zip(files["path"].to_pylist(), files["sha256"].to_pylist()))
     for info, content in members:
         assert got[info.name] == hashlib.sha256(content).hexdigest(), info.name
     assert raw.info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
