@@ -31,7 +31,6 @@ from analyzer.sources.capture import (MAX_CAPTURE, FileIndex, capture_limit, kee
 from analyzer.sources.locate import RootCandidate, RootFinder
 from analyzer.sources.packed import PackedTable
 from analyzer.sources.tarscan import K_FILE, MemberBatch
-from analyzer.textcols import path_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from analyzer.model.snapshot import Snapshot
@@ -256,9 +255,10 @@ class _Pass:
         if self.escapes > MAX_MEMBER_ISSUES:
             info.issues.add("link.escape", f"{self.escapes - MAX_MEMBER_ISSUES} more symlinks "
                             "point out of the snapshot")
-        files = self.index.packed()
+        files, keys = self.index.packed()
         members = len(files)
-        _drop_duplicates(files, info.issues)
+        _drop_duplicates(files, keys, info.issues)
+        del keys
         trim()
         if len(files) < members:  # a log file met twice: its last copy wins too
             last = {log.path: i for i, log in enumerate(logs)}
@@ -268,28 +268,21 @@ class _Pass:
                            containerd_roots=self.finder.containerd_roots())
 
 
-def _drop_duplicates(files: PackedTable, issues: IssueLog) -> None:
+def _drop_duplicates(files: PackedTable, keys: np.ndarray, issues: IssueLog) -> None:
     """Keep only the last row of each path, as extracting the tar would, and record
-    ``archive.duplicate`` for each path met more than once."""
+    ``archive.duplicate`` for each path met more than once. ``keys`` holds the
+    :func:`~analyzer.textcols.path_keys` of every row (8 B/member; count_distinct's
+    hash table cost ~400 B/member): only rows whose key repeats are looked at."""
     if not len(files):
         return
-    # candidates by a sorted array of 64-bit path keys (8 B/member, from the path
-    # column alone, batch by batch): count_distinct's hash table costs ~400 B/member
-    keys = np.concatenate([path_keys(b.column(0)) for b in files.batches(columns=[0])])
     ordered = np.sort(keys)
     twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
     if not len(twice):
         return
     hit = np.flatnonzero(np.isin(keys, twice))
-    del keys
-    rows: list[tuple[int, str]] = []  # only the candidate rows become Python strings
-    base = 0
-    for batch in files.batches(columns=[0]):
-        local = hit[(hit >= base) & (hit < base + batch.num_rows)] - base
-        paths = batch.column(0).take(pa.array(local, pa.int64())).to_pylist()
-        rows.extend(zip((local + base).tolist(), paths))
-        base += batch.num_rows
+    # only the candidate rows become Python strings
+    rows = list(zip(hit.tolist(), files.take(hit, column=0)))
     count: dict[str, int] = {}
     last: dict[str, int] = {}
     for row, path in rows:

@@ -59,11 +59,12 @@ def test_duplicate_members_keep_the_last_copy() -> None:
     from analyzer.issues import IssueLog
 
     from analyzer.sources.packed import PackedTable
+    from analyzer.textcols import path_keys
 
     t = pa.table({"path": ["a", "b", "a", "c", "b", "a", "d"], "v": [1, 2, 3, 4, 5, 6, 7]})
     packed = PackedTable.from_table(pa.Table.from_batches(t.to_batches(max_chunksize=2)))
     issues = IssueLog()
-    pipeline._drop_duplicates(packed, issues)
+    pipeline._drop_duplicates(packed, path_keys(t.column("path").combine_chunks()), issues)
     assert packed.to_table().to_pydict() == {"path": ["c", "b", "a", "d"], "v": [4, 5, 6, 7]}
     assert len(packed) == 4
     assert [r["code"] for r in issues.records()] == ["archive.duplicate"] * 2

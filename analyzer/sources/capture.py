@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pyarrow as pa
 
 from analyzer.allocators import trim
 from analyzer.sources.base import Prefilter
 from analyzer.sources.member import CHAR, Member
 from analyzer.sources.packed import PackedTable
+from analyzer.textcols import path_keys
 
 HEX64 = r"[0-9a-f]{64}"
 #: the largest metadata file we keep in memory (image configs with long histories
@@ -147,6 +149,7 @@ class FileIndex:
 
     def __init__(self) -> None:
         self._packed = PackedTable(_SCHEMA)  # full batches, compressed
+        self._keys: list[np.ndarray] = []  # textcols.path_keys of each packed batch
         self._rows: dict[str, list] = {f.name: [] for f in _SCHEMA}
         self._pending: list[pa.RecordBatch] = []  # converted pieces not yet merged
         self._pending_rows = 0
@@ -171,12 +174,15 @@ class FileIndex:
 
     def _merge(self) -> None:
         if len(self._pending) == 1:
-            self._packed.append(self._pending[0])
-        elif self._pending:
-            table = pa.Table.from_batches(self._pending, schema=_SCHEMA).combine_chunks()
-            for batch in table.to_batches():
+            batches = self._pending
+        else:
+            batches = pa.Table.from_batches(self._pending, schema=_SCHEMA
+                                            ).combine_chunks().to_batches()
+        for batch in batches:
+            if batch.num_rows:
+                self._keys.append(path_keys(batch.column(0)))
                 self._packed.append(batch)
-            del table
+        del batches
         self._pending = []
         self._pending_rows = 0
         trim()  # the pieces just merged (and the reader's spent buffers) were freed
@@ -211,10 +217,14 @@ class FileIndex:
         self._convert_rows()
         self._merge()
 
-    def packed(self) -> PackedTable:
-        """All rows, compressed (:mod:`analyzer.sources.packed`); the index is empty
+    def packed(self) -> tuple[PackedTable, np.ndarray]:
+        """All rows, compressed (:mod:`analyzer.sources.packed`), and the 64-bit key of
+        each row's path (:func:`~analyzer.textcols.path_keys`, taken while the batch
+        was at hand: finding duplicate paths then unpacks nothing); the index is empty
         afterwards."""
         self.flush()
         out, self._packed = self._packed, PackedTable(_SCHEMA)
-        return out
+        keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)
+        self._keys = []
+        return out, keys
 

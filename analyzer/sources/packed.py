@@ -89,6 +89,19 @@ class PackedTable:
             del buf
             yield batch
 
+    def take(self, rows: np.ndarray, column: int = 0) -> list:
+        """The values of ``column`` at ``rows`` (sorted, 0-based over the whole table)
+        as Python objects; only the batches holding one of them are unpacked."""
+        out: list = []
+        base = 0
+        for buf, n in self._parts:
+            lo, hi = np.searchsorted(rows, [base, base + n])
+            if hi > lo:
+                col = unpack(buf, [column]).column(0)
+                out.extend(col.take(pa.array(rows[lo:hi] - base, pa.int64())).to_pylist())
+            base += n
+        return out
+
     def to_table(self) -> pa.Table:
         """All rows as one Arrow table (unpacked; the packed table is kept)."""
         return pa.Table.from_batches(list(self.batches()), schema=self.schema)

@@ -54,3 +54,11 @@ def test_drop_rows_matches_a_mask(n: int, chunk: int, data: st.DataObject) -> No
     keep[rows] = False
     assert len(packed) == int(keep.sum())
     assert packed.to_table().equals(t.filter(pa.array(keep))) if n else len(packed) == 0
+
+
+def test_take_reads_only_the_rows_asked() -> None:
+    t = _table(100, 8)
+    packed = PackedTable.from_table(t)
+    rows = np.array([0, 7, 8, 55, 99])
+    assert packed.take(rows, column=1) == rows.tolist()
+    assert packed.take(np.array([], np.int64)) == []
