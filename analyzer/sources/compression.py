@@ -284,6 +284,7 @@ class _PipeReader(EvidenceReader):
             except OSError:  # pragma: no cover - not Linux, or a lower limit
                 pass
         self.fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        self._view = memoryview(bytearray(CHUNK))
         self.feeding = True
         self.done = False
         self.feeder_error: BaseException | None = None
@@ -313,18 +314,15 @@ class _PipeReader(EvidenceReader):
     def read1(self, n: int = -1) -> bytes:
         if self.done:
             return b""
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        got = 0
+        view = self._view  # one buffer for every read: a fresh 4 MiB per call piled up
+        got = 0            # in the heap (+140 MB at 5*10^4 members)
         while got < CHUNK:
             k = os.readv(self.fd, [view[got:]])
             if not k:
                 break
             got += k
         if got:
-            del view
-            del buf[got:]
-            return bytes(buf)
+            return bytes(view[:got])
         self.done = True
         rc = self.proc.wait()
         err = self.proc.stderr.read().decode("utf-8", "replace").strip()  # type: ignore[union-attr]
