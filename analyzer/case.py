@@ -181,7 +181,7 @@ def load_case(path: str) -> Snapshot:
                 if col.dtype == "bytes":
                     df[col.name] = df[col.name].astype("object")
                 elif str(df[col.name].dtype) != str(want):
-                    df[col.name] = df[col.name].astype(want)
+                    df[col.name] = schema.cast(df[col.name], col.dtype)
             tables[name] = df
     except (OSError, ValueError) as exc:
         raise ExportError(f"the case folder {path} is damaged: {exc}") from exc

@@ -98,3 +98,19 @@ def test_narrow_columns_keep_every_real_value(tmp_path) -> None:
     assert (files.loc["dev", "devmajor"], files.loc["dev", "devminor"]) == (4095, 2**20 - 1)
     ranged = [r for r in raw.info.issues.records() if r["code"] == "archive.field_range"]
     assert len(ranged) == 1 and "1 member(s) have a uid" in ranged[0]["message"]
+
+
+def test_old_case_values_beyond_32_bits_are_not_wrapped(tmp_path) -> None:
+    """A case folder written while ``files.uid`` was 64-bit is read back without wrapping
+    a crafted 2**40 owner to 0 (root)."""
+    snap = sample_snapshot("overlay2")
+    casemod.save_case(snap, str(tmp_path / "case"))
+    path = tmp_path / "case" / "files.parquet"
+    old = pd.read_parquet(path)
+    old["uid"] = old["uid"].astype("Int64")
+    old.loc[0, "uid"] = 2**40
+    old.to_parquet(path, index=False)
+    files = casemod.load_case(str(tmp_path / "case")).tables["files"]
+    schema.validate("files", files)
+    assert pd.isna(files.loc[0, "uid"])
+    assert files["uid"].iloc[1:].tolist() == snap.files["uid"].iloc[1:].tolist()

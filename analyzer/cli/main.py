@@ -295,8 +295,15 @@ def entry() -> None:
     # module object by object (0.1-0.3 s of an ingest; benchmarks/README.md).
     try:
         sys.stdout.flush()
+    except (OSError, ValueError) as exc:  # disk full, I/O error: the output is lost
+        try:
+            sys.stderr.write(f"analyzer: error: cannot write the output: {exc}\n")
+        except (OSError, ValueError):
+            pass
+        status = status or 120  # what Python's own shutdown exits with here
+    try:
         sys.stderr.flush()
-    except (OSError, ValueError):  # stdout went away: the status already says enough
+    except (OSError, ValueError):
         pass
     os._exit(status)
 

@@ -371,6 +371,18 @@ def _series(values: Any, dtype: str) -> pd.Series:
         values, pd.Series) else values.astype(DTYPES[dtype])
 
 
+def cast(ser: pd.Series, dtype: str) -> pd.Series:
+    """``ser`` as our ``dtype``. A value outside a 32-bit dtype's range becomes NA
+    (pandas' ``astype`` would wrap it: 2**40 as ``UInt32`` is 0, a root owner), e.g. in a
+    case folder written before the ``files`` columns were narrowed."""
+    if dtype in ("int32", "uint32"):
+        import numpy as np
+
+        info = np.iinfo("int32" if dtype == "int32" else "uint32")
+        ser = ser.where(ser.isna() | ((ser >= info.min) & (ser <= info.max)))
+    return ser.astype(DTYPES[dtype])
+
+
 def validate(table: str, df: pd.DataFrame) -> None:
     """Raise ``ValueError`` unless ``df`` has exactly the columns and dtypes of ``table``."""
     import pandas as pd

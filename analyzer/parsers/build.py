@@ -52,8 +52,8 @@ def root_files(raw: Any, prefix: str) -> pa.Table:
 
     Takes ``raw.files`` over (it is set to ``None``): the member index is the largest
     object of an ingest, so it is unpacked, filtered and released batch by batch
-    (:meth:`~analyzer.sources.packed.PackedTable.take_batches`); the archive's whole
-    index never exists uncompressed.
+    (:meth:`~analyzer.sources.packed.PackedTable.take_batches`): only the rows under the
+    data-root are ever held unpacked, and never beside their packed copy.
     """
     files = raw.files
     if files is None:

@@ -10,7 +10,8 @@ benchmark root: 213 MB of batches become 23 MB, packing costs 0.2 s and unpackin
 
 :class:`PackedTable` is what the pass hands to the build (``RawSnapshot.files``); the
 build unpacks it batch by batch, releasing each packed batch as it goes
-(:meth:`PackedTable.take_batches`), so the uncompressed archive index never exists whole.
+(:meth:`PackedTable.take_batches`), so the index is never held both packed and
+unpacked, and members outside the data-root are never held unpacked at all.
 """
 
 from __future__ import annotations

@@ -205,3 +205,17 @@ def test_python_m_analyzer_runs_in_a_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)
     assert proc.stderr == ""  # not a TTY: no progress bar, no issues on this sample
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_an_error(tmp_path: Path) -> None:
+    """The CLI ends without the interpreter's teardown: a failed final flush of stdout
+    (disk full) must still say so and exit non-zero, as Python's own shutdown would."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        proc = subprocess.run([sys.executable, "-m", "analyzer", "images", SAMPLE],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env=env, check=False)
+    assert proc.returncode == 120, proc.stderr
+    assert "cannot write the output" in proc.stderr
