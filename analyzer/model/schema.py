@@ -371,15 +371,17 @@ def _series(values: Any, dtype: str) -> pd.Series:
         values, pd.Series) else values.astype(DTYPES[dtype])
 
 
-def cast(ser: pd.Series, dtype: str) -> pd.Series:
-    """``ser`` as our ``dtype``. A value outside a 32-bit dtype's range becomes NA
-    (pandas' ``astype`` would wrap it: 2**40 as ``UInt32`` is 0, a root owner), e.g. in a
-    case folder written before the ``files`` columns were narrowed."""
-    if dtype in ("int32", "uint32"):
-        import numpy as np
+#: the values our narrow integer dtypes hold (inclusive); anything else is stored as NA
+RANGES: dict[str, tuple[int, int]] = {"int32": (-2**31, 2**31 - 1), "uint32": (0, 2**32 - 1)}
 
-        info = np.iinfo("int32" if dtype == "int32" else "uint32")
-        ser = ser.where(ser.isna() | ((ser >= info.min) & (ser <= info.max)))
+
+def cast(ser: pd.Series, dtype: str) -> pd.Series:
+    """``ser`` as our ``dtype``. A value outside a narrow dtype's :data:`RANGES` becomes
+    NA (pandas' ``astype`` would wrap it: 2**40 as ``UInt32`` is 0, a root owner), e.g. in
+    a case folder written before the ``files`` columns were narrowed."""
+    if dtype in RANGES:
+        lo, hi = RANGES[dtype]
+        ser = ser.where(ser.isna() | ((ser >= lo) & (ser <= hi)))
     return ser.astype(DTYPES[dtype])
 
 

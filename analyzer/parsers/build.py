@@ -88,18 +88,18 @@ _NARROW = {"int32": pa.int32(), "uint32": pa.uint32()}
 
 
 def _narrow(arr: pa.ChunkedArray, dtype: str, name: str, issues: Any) -> pa.ChunkedArray:
-    """``arr`` as the 32-bit type of ``dtype``. A value outside its range (only a crafted
-    pax or base-256 header holds one: Linux stores 32-bit owners and device numbers)
-    becomes null, reported once per column as ``archive.field_range``."""
-    typ = _NARROW[dtype]
-    info = np.iinfo(typ.to_pandas_dtype())
-    bad = pc.or_(pc.less(arr, info.min), pc.greater(arr, info.max))
+    """``arr`` as the 32-bit type of ``dtype``. A value outside the dtype's
+    :data:`~analyzer.model.schema.RANGES` (only a crafted pax or base-256 header holds
+    one: Linux stores 32-bit owners and device numbers) becomes null, reported once per
+    column as ``archive.field_range``."""
+    lo, hi = schema.RANGES[dtype]
+    bad = pc.or_(pc.less(arr, lo), pc.greater(arr, hi))
     count = pc.sum(bad).as_py() or 0
     if count:
         issues.add("archive.field_range", f"{count} member(s) have a {name} outside "
-                   f"{info.min}..{info.max}; recorded as empty", severity="warning")
+                   f"{lo}..{hi}; recorded as empty", severity="warning")
         arr = pc.if_else(bad, pa.scalar(None, arr.type), arr)
-    return pc.cast(arr, typ)
+    return pc.cast(arr, _NARROW[dtype])
 
 
 def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
