@@ -220,8 +220,8 @@ class FileIndex:
     def packed(self) -> tuple[PackedTable, np.ndarray]:
         """All rows, compressed (:mod:`analyzer.sources.packed`), and the 64-bit key of
         each row's path (:func:`~analyzer.textcols.path_keys`, taken while the batch
-        was at hand: finding duplicate paths then unpacks nothing); the index is empty
-        afterwards."""
+        was at hand: finding duplicate paths unpacks only the batches holding one);
+        the index is empty afterwards."""
         self.flush()
         out, self._packed = self._packed, PackedTable(_SCHEMA)
         keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)

@@ -90,17 +90,23 @@ class PackedTable:
             del buf
             yield batch
 
+    def _holding(self, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """For each packed batch holding one of ``rows`` (sorted, 0-based over the whole
+        table): its index in ``_parts`` and those rows, numbered within the batch."""
+        base = 0
+        for i, (_, n) in enumerate(self._parts):
+            lo, hi = np.searchsorted(rows, [base, base + n])
+            if hi > lo:
+                yield i, rows[lo:hi] - base
+            base += n
+
     def take(self, rows: np.ndarray, column: int = 0) -> list:
         """The values of ``column`` at ``rows`` (sorted, 0-based over the whole table)
         as Python objects; only the batches holding one of them are unpacked."""
         out: list = []
-        base = 0
-        for buf, n in self._parts:
-            lo, hi = np.searchsorted(rows, [base, base + n])
-            if hi > lo:
-                col = unpack(buf, [column]).column(0)
-                out.extend(col.take(pa.array(rows[lo:hi] - base, pa.int64())).to_pylist())
-            base += n
+        for i, local in self._holding(rows):
+            col = unpack(self._parts[i][0], [column]).column(0)
+            out.extend(col.take(pa.array(local, pa.int64())).to_pylist())
         return out
 
     def to_table(self) -> pa.Table:
@@ -110,19 +116,13 @@ class PackedTable:
     def drop_rows(self, rows: np.ndarray) -> None:
         """Remove the rows numbered ``rows`` (sorted, 0-based over the whole table);
         only the batches holding one of them are unpacked and packed again."""
-        if not len(rows):
-            return
-        base = 0
-        for i, (buf, n) in enumerate(self._parts):
-            lo, hi = np.searchsorted(rows, [base, base + n])
-            if hi > lo:
-                keep = np.ones(n, bool)
-                keep[rows[lo:hi] - base] = False
-                kept = unpack(buf).filter(pa.array(keep))
-                self._parts[i] = (pack(kept), kept.num_rows)
-                self.num_rows -= n - kept.num_rows
-            base += n
+        for i, local in list(self._holding(rows)):
+            buf, n = self._parts[i]
+            keep = np.ones(n, bool)
+            keep[local] = False
+            kept = unpack(buf).filter(pa.array(keep))
+            self._parts[i] = (pack(kept), kept.num_rows)
+            self.num_rows -= n - kept.num_rows
         self._parts = [(buf, n) for buf, n in self._parts if n]
-
 
 __all__ = ["PackedTable", "pack", "unpack"]
