@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from analyzer.formats.tarheader import clean_path  # noqa: F401 - re-exported
 from analyzer.issues import IssueLog
 from analyzer.sources.member import Member
+from analyzer.textcols import rows_containing
 
 #: progress callback: (evidence bytes read so far, members seen so far)
 Progress = Callable[[int, int], None]
@@ -91,8 +92,6 @@ class Prefilter:
         """The test on whole arrays: which rows pass (``names`` are the last components
         of ``paths``). On binary arrays (the tar fast path's, whose accepted rows are
         ASCII) lengths count bytes, on string arrays characters."""
-        from analyzer.textcols import rows_containing
-
         mask = pc.is_in(names, value_set=pa.array(sorted(self.names), names.type))
         if self.name_length is not None:
             length = pc.utf8_length(names) if pa.types.is_string(names.type) \
