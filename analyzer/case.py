@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - pandas and the model load where a case i
     import pandas as pd
 
     from analyzer.model.snapshot import Snapshot
+    from analyzer.model.spill import Deferred
 
 MANIFEST = "manifest.json"
 FORMAT = 3  # bump when the case layout changes (table columns are fingerprinted below)
@@ -121,8 +122,10 @@ def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
     try:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".case-", dir=parent)
-        for name, df in snap.tables.items():
-            _write_parquet(df, os.path.join(tmp, f"{name}.parquet"))
+        for name in snap.tables:
+            df, deferred = snap.tables.unmaterialized(name)
+            _write_parquet(df, os.path.join(tmp, f"{name}.parquet"), deferred)
+            del df, deferred
         meta = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
                 for k, v in snap.meta.items()}
         manifest = {"format": FORMAT, "tool_version": __version__, "root_arg": root_arg,
@@ -143,23 +146,30 @@ def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
 WRITE_ROWS = 1 << 18
 
 
-def _write_parquet(df: pd.DataFrame, path: str) -> None:
+def _write_parquet(df: pd.DataFrame, path: str, deferred: list[Deferred] | None = None) -> None:
     """``df.to_parquet(path, index=False)``, converted and written in slices of
-    :data:`WRITE_ROWS` rows so that a large table is never copied to Arrow whole."""
-    if len(df) <= WRITE_ROWS:
-        df.to_parquet(path, index=False)
-        return
+    :data:`WRITE_ROWS` rows so that a large table is never copied to Arrow whole; the
+    ``deferred`` columns (held in temporary files, :mod:`analyzer.model.spill`) are
+    read and put in place slice by slice."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    first = pa.Table.from_pandas(df.iloc[:WRITE_ROWS], preserve_index=False)
+    from analyzer.model.spill import attach
+
+    def part(start: int) -> pa.Table:
+        rows = df.iloc[start:start + WRITE_ROWS]
+        if deferred:
+            rows = attach(rows.copy(deep=False), deferred, start)
+        return pa.Table.from_pandas(rows, preserve_index=False)
+
+    first = part(0)
     with pq.ParquetWriter(path, first.schema) as writer:
         writer.write_table(first)
         del first
         for start in range(WRITE_ROWS, len(df), WRITE_ROWS):
-            part = pa.Table.from_pandas(df.iloc[start:start + WRITE_ROWS], preserve_index=False)
-            writer.write_table(part.cast(writer.schema))
-            del part
+            table = part(start)
+            writer.write_table(table.cast(writer.schema))
+            del table
             trim()
 
 

@@ -8,6 +8,7 @@ import pytest
 from analyzer import case as casemod
 from analyzer import pipeline
 from analyzer.model import schema
+from analyzer.model.spill import attach
 from analyzer.parsers import build, drivers
 from tests.conftest import sample_path, sample_snapshot
 
@@ -27,9 +28,10 @@ def test_case_written_in_slices_reads_back_equal(tmp_path, monkeypatch: pytest.M
 def test_windowed_scans_match_a_single_window(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = pipeline.read_evidence(sample_path("overlay2"), hash_files=False)
     cand = pipeline.choose_root(raw, None)
-    files = build.files_frame(raw, cand.prefix)
+    files, deferred = build.files_frame(raw, cand.prefix)
     assert raw.files is None  # the index was handed over, not copied
-    schema.validate("files", files)
+    assert "sha256" not in files and [d.name for d in deferred] == ["sha256"]
+    schema.validate("files", attach(files, deferred))
     pattern = drivers.LAYOUTS["overlay2"][0]
     whole = drivers.content_sizes(files, pattern)
     groups = drivers.unique_groups(files, drivers.DIR_OF["overlay2"])
@@ -45,7 +47,7 @@ def test_windowed_scans_match_a_single_window(monkeypatch: pytest.MonkeyPatch) -
 def test_indexed_view_lookups_match_the_plain_view() -> None:
     raw = pipeline.read_evidence(sample_path("vfs"), hash_files=False)
     cand = pipeline.choose_root(raw, None)
-    files = build.files_frame(raw, cand.prefix)
+    files, _ = build.files_frame(raw, cand.prefix)
     fast = build.IndexedView(cand.prefix, files, {}, raw.info.issues)
     plain = build.RootView(cand.prefix, files, {}, raw.info.issues)
     assert fast.top_dirs() == plain.top_dirs()
@@ -90,7 +92,7 @@ def test_narrow_columns_keep_every_real_value(tmp_path) -> None:
         for ti in members:
             tf.addfile(ti, io.BytesIO(b""))
     raw = pipeline.read_evidence(str(path), hash_files=False)
-    files = build.files_frame(raw, "").set_index("path")
+    files = attach(*build.files_frame(raw, "")).set_index("path")
     schema.validate("files", files.reset_index())
     assert files.loc["max", "uid"] == 2**32 - 1 and files.loc["root", "uid"] == 0
     assert pd.isna(files.loc["huge", "uid"]) and files.loc["huge", "gid"] == 7

@@ -7,22 +7,68 @@ the columns of :mod:`analyzer.model.schema`; ``snap.images``, ``snap.containers`
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import pandas as pd
 
 from analyzer.errors import AmbiguousReference, UsageError
 from analyzer.model import schema
+from analyzer.model.spill import Deferred, attach
+
+
+class Tables(MutableMapping[str, pd.DataFrame]):
+    """A snapshot's tables by name.
+
+    A freshly built snapshot holds some columns of a large table in temporary files
+    (:mod:`analyzer.model.spill`, e.g. ``files.sha256``); reading the table puts them
+    back in place first, so every reader sees the whole schema. Only the case writer
+    reads a table without them (:meth:`unmaterialized`), joining them slice by slice.
+    """
+
+    def __init__(self, data: Mapping[str, pd.DataFrame] | None = None,
+                 deferred: Mapping[str, list[Deferred]] | None = None) -> None:
+        self._data = dict(data or {})
+        self._deferred = {k: list(v) for k, v in (deferred or {}).items() if v}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        df = self._data[name]
+        if name in self._deferred:
+            deferred = self._deferred.pop(name)
+            attach(df, deferred)
+            for d in deferred:
+                d.spill.close()
+        return df
+
+    def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        self._data[name] = df
+        for d in self._deferred.pop(name, []):
+            d.spill.close()
+
+    def __delitem__(self, name: str) -> None:
+        del self._data[name]
+        for d in self._deferred.pop(name, []):
+            d.spill.close()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def unmaterialized(self, name: str) -> tuple[pd.DataFrame, list[Deferred]]:
+        """Table ``name`` without its deferred columns, and those columns (kept)."""
+        return self._data[name], list(self._deferred.get(name, []))
 
 
 class Snapshot:
     """One data-root read from one piece of evidence."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> None:
+    def __init__(self, tables: Mapping[str, pd.DataFrame], meta: dict[str, Any]) -> None:
         missing = set(schema.TABLES) - set(tables)
         if missing:
             raise ValueError(f"snapshot lacks tables {sorted(missing)}")
-        self.tables = tables
+        self.tables = tables if isinstance(tables, Tables) else Tables(tables)
         self.meta = meta
         self._graph: Any = None
 

@@ -23,6 +23,8 @@ from analyzer.textcols import PathSet, one_chunk
 from analyzer.formats.containerd_db import SNAPSHOTTERS
 from analyzer.formats.digest import short
 from analyzer.model import schema
+from analyzer.model.snapshot import Tables
+from analyzer.model.spill import ColumnSpill, Deferred
 from analyzer.parsers import containers as cparse
 from analyzer.parsers import drivers as dparse
 from analyzer.parsers import buildcache, containerd, imagestore, legacy, networks, volumes
@@ -47,18 +49,21 @@ _STRINGS = ("path", "linkname", "xattrs_json", "sha256")
 _TIMES = {"mtime": "mtime_ns", "atime": "atime_ns", "ctime": "ctime_ns"}
 
 
-def root_files(raw: Any, prefix: str) -> pa.Table:
+def root_files(raw: Any, prefix: str, spill: dict[str, ColumnSpill] | None = None
+               ) -> pa.Table:
     """The index rows under the data-root ``prefix``, paths relative to it.
 
     Takes ``raw.files`` over (it is set to ``None``): the member index is the largest
     object of an ingest, so it is unpacked, filtered and released batch by batch
     (:meth:`~analyzer.sources.packed.PackedTable.take_batches`): only the rows under the
-    data-root are ever held unpacked, and never beside their packed copy.
+    data-root are ever held unpacked, and never beside their packed copy. The columns
+    named in ``spill`` go to those spills, batch by batch, and are left out of the table.
     """
     files = raw.files
     if files is None:
         raise ValueError("raw.files was already consumed by an earlier build_tables")
     raw.files = None
+    spill = spill or {}
     head = prefix + "/" if prefix else ""
     out = []
     for batch in files.take_batches():
@@ -66,11 +71,26 @@ def root_files(raw: Any, prefix: str) -> pa.Table:
             batch = batch.filter(pc.starts_with(batch.column(0), head))
             batch = batch.set_column(0, "path", pc.utf8_slice_codeunits(batch.column(0),
                                                                         len(head)))
+        for name, target in spill.items():
+            i = batch.schema.get_field_index(name)
+            target.append(batch.column(i))
+            batch = batch.drop_columns([name])
         if batch.num_rows:
             out.append(batch)
         del batch
         trim()
-    return pa.Table.from_batches(out, schema=files.schema)
+    kept = files.schema
+    for name in spill:
+        kept = kept.remove(kept.get_field_index(name))
+    return pa.Table.from_batches(out, schema=kept)
+
+
+def _string_series(chunks: list[pa.Array]) -> pd.Series:
+    """A string column of the index as a pyarrow-backed pandas ``string`` column, in
+    one Arrow chunk (:func:`~analyzer.textcols.one_chunk`); the ``chunks`` are released
+    from the list as they are copied (the caller must hold no other reference)."""
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
+        [one_chunk(chunks)], pa.string())), dtype=pd.StringDtype(), copy=False)
 
 
 def _sorted_category(ser: pd.Series) -> pd.Series:
@@ -102,8 +122,15 @@ def _narrow(arr: pa.ChunkedArray, dtype: str, name: str, issues: Any) -> pa.Chun
     return pc.cast(arr, _NARROW[dtype])
 
 
-def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
-    """The member index under the data-root ``prefix`` as the ``files`` table.
+#: files-table columns no loader reads, held in a temporary file during the build
+#: (:mod:`analyzer.model.spill`): the hex digests are ~64 bytes of each hashed member
+SPILLED = ("sha256",)
+
+
+def files_frame(raw: Any, prefix: str) -> tuple[pd.DataFrame, list[Deferred]]:
+    """The member index under the data-root ``prefix`` as the ``files`` table, without
+    the :data:`SPILLED` columns, and those columns (see :class:`~analyzer.model.
+    snapshot.Tables`, which puts them back when the table is first read).
 
     Takes ``raw.files`` over (see :func:`root_files`) and converts column by column,
     dropping each Arrow column once converted; the table is only ever referenced
@@ -111,18 +138,21 @@ def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
     Arrow chunk each (:func:`~analyzer.textcols.one_chunk`) and stay Arrow-backed.
     """
     raw_issues = raw.info.issues
-    files = root_files(raw, prefix)
+    names = [c.name for c in schema.columns("files")]
+    spills = {name: ColumnSpill(name, raw.files.schema.field(name).type) for name in SPILLED}
+    files = root_files(raw, prefix, spills)
+    deferred = [Deferred(spills[name], names.index(name), _string_series) for name in SPILLED]
     out: dict[str, Any] = {}
     for col in schema.columns("files"):
         name = col.name
+        if name in spills:
+            continue
         src = _TIMES.get(name, name)
         arr = files[src]
         files = files.drop_columns([src])
         if name in _STRINGS:
-            chunks = arr.chunks
-            arr = None
-            ser = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
-                [one_chunk(chunks)], pa.string())), dtype=pd.StringDtype(), copy=False)
+            chunks, arr = arr.chunks, None
+            ser = _string_series(chunks)
         elif name == "kind":
             ser = _sorted_category(pc.dictionary_encode(arr).to_pandas())
         elif name in _TIMES:
@@ -144,7 +174,7 @@ def files_frame(raw: Any, prefix: str) -> pd.DataFrame:
         out[name] = ser.reset_index(drop=True)
     del files
     trim()  # the pass's batches: give the pages back
-    return pd.DataFrame(out, copy=False)
+    return pd.DataFrame(out, copy=False), deferred
 
 
 class IndexedView(RootView):
@@ -175,12 +205,12 @@ class IndexedView(RootView):
         return sorted(names)
 
 
-def build_tables(raw: Any, cand: RootCandidate) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def build_tables(raw: Any, cand: RootCandidate) -> tuple[Tables, dict[str, Any]]:
     """All tables of one data-root plus the snapshot metadata row."""
     issues = raw.info.issues
-    files = files_frame(raw, cand.prefix)
+    files, deferred = files_frame(raw, cand.prefix)
     view = IndexedView(cand.prefix, files, raw.captured, issues)
-    tables: dict[str, pd.DataFrame] = {"files": files}
+    tables = Tables({"files": files}, {"files": deferred})
 
     # -- image store ---------------------------------------------------------------
     drivers_present = dparse.present_drivers(view)
@@ -431,7 +461,7 @@ def _host_root(containers: pd.DataFrame) -> str | None:
     return None
 
 
-def _meta(raw: Any, cand: RootCandidate, view: RootView, tables: dict[str, pd.DataFrame],
+def _meta(raw: Any, cand: RootCandidate, view: RootView, tables: Tables,
           active: str | None, present: list[str], stores: dict[str, Any]) -> dict[str, Any]:
     info = raw.info
     hints = sorted({v for v in tables["images"]["docker_version"].dropna().tolist()})

@@ -4,9 +4,8 @@ The index is the one structure of a pass that grows with the archive: as Arrow c
 it costs ~220 bytes per member (paths under a data-root repeat their ``overlay2/<64
 hex>/diff/`` prefixes), which at 10^7 members put the end of the pass above the memory
 goal of issue 5. Each full batch is therefore kept as an Arrow IPC stream with LZ4
-buffer compression (Arrow's own codec, no new dependency). Measured on the 10^6-member
-benchmark root: 213 MB of batches become 23 MB, packing costs 0.2 s and unpacking
-0.04 s (zstd level 1 packed to 16 MB but unpacked at half the speed).
+buffer compression (:mod:`analyzer.packing`): 213 MB of batches become 23 MB at 10^6
+members.
 
 :class:`PackedTable` is what the pass hands to the build (``RawSnapshot.files``); the
 build unpacks it batch by batch, releasing each packed batch as it goes
@@ -21,21 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-_WRITE = pa.ipc.IpcWriteOptions(compression="lz4")
-
-
-def pack(batch: pa.RecordBatch) -> pa.Buffer:
-    """One record batch as a compressed IPC stream."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema, options=_WRITE) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue()
-
-
-def unpack(buf: pa.Buffer, columns: Sequence[int] | None = None) -> pa.RecordBatch:
-    """The record batch of :func:`pack`; only ``columns`` (by position) when given."""
-    opts = pa.ipc.IpcReadOptions(included_fields=list(columns) if columns is not None else None)
-    return pa.ipc.open_stream(buf, options=opts).read_next_batch()
+from analyzer.packing import pack, unpack
 
 
 class PackedTable:
@@ -125,4 +110,4 @@ class PackedTable:
             self.num_rows -= n - kept.num_rows
         self._parts = [(buf, n) for buf, n in self._parts if n]
 
-__all__ = ["PackedTable", "pack", "unpack"]
+__all__ = ["PackedTable"]

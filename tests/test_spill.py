@@ -1,0 +1,90 @@
+"""Columns spilled to a temporary file during the build (issue 5's memory goal) come
+back whole: on the first read of the table and in the case written from them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import analyzer
+from analyzer import case as casemod
+from analyzer.model.snapshot import Tables
+from analyzer.model.spill import ColumnSpill, Deferred, attach
+from tests.conftest import sample_path
+
+
+def _chunks() -> list[pa.Array]:
+    return [pa.array(["a", None, "ccc"]), pa.array([], pa.string()), pa.array(["d" * 70]),
+            pa.array([None, None], pa.string()), pa.array([f"v{i}" for i in range(50)])]
+
+
+def _filled(directory: str | None = None) -> ColumnSpill:
+    spill = ColumnSpill("sha256", pa.string(), directory)
+    for chunk in _chunks():
+        spill.append(chunk)
+    spill.append(pa.chunked_array([pa.array(["x"]), pa.array(["y", None])]))
+    return spill
+
+
+def test_spill_reads_back_any_row_range(tmp_path) -> None:
+    spill = _filled(str(tmp_path))
+    want = pa.concat_arrays(_chunks() + [pa.array(["x", "y", None])]).to_pylist()
+    assert len(spill) == len(want) and not spill.in_memory
+    assert os.listdir(tmp_path) == []  # the file is unlinked from the start
+    for start, stop in [(0, None), (0, 3), (2, 6), (5, 7), (6, 40), (55, 59), (58, 99), (9, 9)]:
+        assert spill.read(start, stop).to_pylist() == want[start:stop]
+    spill.close()
+    assert len(spill.read()) == 0
+
+
+def test_an_unwritable_spill_folder_keeps_the_column_in_memory(tmp_path) -> None:
+    with pytest.warns(RuntimeWarning, match="kept in memory"):
+        spill = _filled(str(tmp_path / "missing"))
+    assert spill.in_memory
+    assert spill.read(1, 4).to_pylist() == [None, "ccc", "d" * 70]
+
+
+def _deferred(values: list, position: int) -> Deferred:
+    spill = ColumnSpill("sha256", pa.string())
+    spill.append(pa.array(values, pa.string()))
+    return Deferred(spill, position, lambda chunks: pd.Series(
+        pa.chunked_array(chunks, pa.string()).to_pylist(), dtype="string"))
+
+
+def test_a_table_gets_its_deferred_column_back_when_first_read() -> None:
+    df = pd.DataFrame({"path": ["a", "b", "c"], "size": [1, 2, 3]})
+    d = _deferred(["h1", None, "h3"], 1)
+    tables = Tables({"files": df, "images": pd.DataFrame()}, {"files": [d]})
+    assert tables.unmaterialized("files")[0] is df and "sha256" not in df
+    tables["images"]  # other tables leave it deferred
+    assert tables.unmaterialized("files")[1] == [d]
+    got = tables["files"]
+    assert list(got.columns) == ["path", "sha256", "size"]
+    assert got["sha256"].tolist() == ["h1", pd.NA, "h3"]
+    assert tables.unmaterialized("files")[1] == [] and len(d.spill.read()) == 0  # released
+    # a slice of the table gets the rows of its own range
+    part = attach(pd.DataFrame({"path": ["b", "c"]}, index=[1, 2]), [_deferred(
+        ["h1", None, "h3"], 1)], start=1)
+    assert part["sha256"].tolist() == [pd.NA, "h3"] and list(part.index) == [1, 2]
+
+
+def test_ingest_writes_the_spilled_digests_and_the_table_gets_them(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.mkdir(tmp_path / "tmp")
+    monkeypatch.setattr(casemod, "WRITE_ROWS", 97)  # many slices, crossing spill batches
+    snap = analyzer.open_snapshot(sample_path("overlay2"), case=str(tmp_path / "case"))
+    _, deferred = snap.tables.unmaterialized("files")
+    assert [d.name for d in deferred] == ["sha256"]  # writing the case did not read it back
+    assert os.listdir(tmp_path / "tmp") == []
+    files = snap.files
+    hashed = files[(files["kind"] == "file") & (files["size"] > 0)]["sha256"]
+    assert hashed.notna().all() and hashed.str.fullmatch(r"[0-9a-f]{64}").all()
+    assert files.loc[files["kind"] != "file", "sha256"].isna().all()
+    saved = casemod.load_case(str(tmp_path / "case")).files
+    assert list(saved.columns) == list(files.columns)
+    pd.testing.assert_series_equal(saved["sha256"], files["sha256"])
+    pd.testing.assert_frame_equal(saved.drop(columns="kind"), files.drop(columns="kind"))
