@@ -110,6 +110,10 @@ def log_container(path: str, name: str) -> str | None:
 #: rows per Arrow batch: large enough to amortise conversion, small enough that
 #: the Python lists of one batch stay a few MB
 BATCH = 65536
+#: rows of the fast path's column pieces merged into one packed batch: the pieces and
+#: their merged copy are held together until packed, so this bounds that transient
+#: (~220 B/row each) while keeping batches large enough to compress well
+PACK_ROWS = 16384
 
 _SCHEMA = pa.schema([
     ("path", pa.string()), ("kind", pa.string()), ("size", pa.int64()), ("mode", pa.int64()),
@@ -163,7 +167,7 @@ class FileIndex:
         arrays = [columns[f.name] if f.name != "sha256" else sha for f in _SCHEMA]
         self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=_SCHEMA))
         self._pending_rows += n
-        if self._pending_rows >= BATCH:
+        if self._pending_rows >= PACK_ROWS:
             self._merge()
 
     def _convert_rows(self) -> None:
