@@ -5,12 +5,6 @@ ended at 480 MB RSS while Arrow held 224 MB and the interpreter 107 MB:
 
 * Arrow's default mimalloc pool keeps freed segments for reuse; the system pool
   hands buffers back to malloc.
-* glibc gives each thread that allocates its own heap ("arena"): the reader thread's
-  read buffers and Arrow's worker threads' temporaries stayed resident in arenas of
-  their own (``malloc_trim`` returned less there). Two arenas (the main thread's and
-  one shared by every other thread, ``M_ARENA_MAX``) lowered RSS after the pass from
-  152 to 123 MB at 3·10^5 members and the ingest peak from 223–243 to 215–219 MB,
-  with the same wall time.
 * glibc raises its mmap threshold each time a large block (a 16 MiB read buffer, a
   decoded column) is freed, so later blocks of that size come from the heap, whose
   freed pages stay resident. Fixing the threshold low instead made the pass 1.7×
@@ -28,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 from typing import Any
 
 import pyarrow as pa
@@ -37,13 +30,8 @@ _done = False
 _malloc_trim: Any = None
 
 
-#: ``mallopt`` parameter number of glibc's arena limit, and the limit we set
-_M_ARENA_MAX, ARENAS = -8, 2
-
-
 def bound_memory() -> None:
-    """Use Arrow's system memory pool, cap glibc's arenas at :data:`ARENAS` and find
-    its ``malloc_trim`` (once; before the pass starts its threads)."""
+    """Use Arrow's system memory pool, and find glibc's ``malloc_trim`` (once)."""
     global _done, _malloc_trim
     if _done:
         return
@@ -52,9 +40,6 @@ def bound_memory() -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         _malloc_trim = libc.malloc_trim
         _malloc_trim.argtypes = [ctypes.c_size_t]
-        if not os.environ.get("MALLOC_ARENA_MAX"):  # the user's own setting wins
-            libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            libc.mallopt(_M_ARENA_MAX, ARENAS)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
         _malloc_trim = None
     pa.set_memory_pool(pa.system_memory_pool())
