@@ -124,7 +124,7 @@ def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
         tmp = tempfile.mkdtemp(prefix=".case-", dir=parent)
         for name in snap.tables:
             df, deferred = snap.tables.unmaterialized(name)
-            _write_parquet(df, os.path.join(tmp, f"{name}.parquet"), deferred)
+            write_parquet(df, os.path.join(tmp, f"{name}.parquet"), deferred)
             del df, deferred
         meta = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
                 for k, v in snap.meta.items()}
@@ -146,7 +146,7 @@ def save_case(snap: Snapshot, path: str, root_arg: str | None = None) -> str:
 WRITE_ROWS = 1 << 18
 
 
-def _write_parquet(df: pd.DataFrame, path: str, deferred: list[Deferred] | None = None) -> None:
+def write_parquet(df: pd.DataFrame, path: str, deferred: list[Deferred] | None = None) -> None:
     """``df.to_parquet(path, index=False)``, converted and written in slices of
     :data:`WRITE_ROWS` rows so that a large table is never copied to Arrow whole; the
     ``deferred`` columns (held in temporary files, :mod:`analyzer.model.spill`) are

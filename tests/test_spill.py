@@ -12,6 +12,7 @@ import pytest
 
 import analyzer
 from analyzer import case as casemod
+from analyzer.sources import capture
 from analyzer.model.snapshot import Tables
 from analyzer.model.spill import ColumnSpill, Deferred, attach
 from tests.conftest import sample_path
@@ -34,11 +35,33 @@ def test_spill_reads_back_any_row_range(tmp_path) -> None:
     spill = _filled(str(tmp_path))
     want = pa.concat_arrays(_chunks() + [pa.array(["x", "y", None])]).to_pylist()
     assert len(spill) == len(want) and not spill.in_memory
-    assert os.listdir(tmp_path) == []  # the file is unlinked from the start
+    st = os.fstat(spill._fh.fileno())  # an unlinked file in the folder asked for
+    assert st.st_nlink == 0 and st.st_dev == os.stat(tmp_path).st_dev and st.st_size > 0
+    assert os.listdir(tmp_path) == []
     for start, stop in [(0, None), (0, 3), (2, 6), (5, 7), (6, 40), (55, 59), (58, 99), (9, 9)]:
         assert spill.read(start, stop).to_pylist() == want[start:stop]
     spill.close()
-    assert len(spill.read()) == 0
+    assert len(spill) == 0 and len(spill.read()) == 0
+
+
+def test_a_write_failing_midway_keeps_the_rest_in_memory(tmp_path, monkeypatch) -> None:
+    from analyzer.model import spill as spillmod
+
+    calls = []
+    real = os.pwrite
+
+    def full(fd: int, data, offset: int) -> int:  # the disk fills at the third batch
+        calls.append(offset)
+        if len(calls) >= 3:
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(spillmod.os, "pwrite", full)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        spill = _filled(str(tmp_path))
+    assert spill.in_memory and len(calls) == 3  # no write tried after the failure
+    want = pa.concat_arrays(_chunks() + [pa.array(["x", "y", None])]).to_pylist()
+    assert spill.read().to_pylist() == want
 
 
 def test_an_unwritable_spill_folder_keeps_the_column_in_memory(tmp_path) -> None:
@@ -76,9 +99,13 @@ def test_ingest_writes_the_spilled_digests_and_the_table_gets_them(tmp_path, mon
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     os.mkdir(tmp_path / "tmp")
     monkeypatch.setattr(casemod, "WRITE_ROWS", 97)  # many slices, crossing spill batches
+    monkeypatch.setattr(capture, "PACK_ROWS", 64)
     snap = analyzer.open_snapshot(sample_path("overlay2"), case=str(tmp_path / "case"))
     _, deferred = snap.tables.unmaterialized("files")
     assert [d.name for d in deferred] == ["sha256"]  # writing the case did not read it back
+    assert len(deferred[0].spill._parts) > 10
+    assert "files" in snap.tables and snap.tables.rows("files") > 1000
+    assert snap.tables.unmaterialized("files")[1]  # membership and counts kept it deferred
     assert os.listdir(tmp_path / "tmp") == []
     files = snap.files
     hashed = files[(files["kind"] == "file") & (files["size"] > 0)]["sha256"]

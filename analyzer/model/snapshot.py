@@ -33,9 +33,10 @@ class Tables(MutableMapping[str, pd.DataFrame]):
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         df = self._data[name]
-        if name in self._deferred:
-            deferred = self._deferred.pop(name)
-            attach(df, deferred)
+        deferred = self._deferred.get(name)
+        if deferred:
+            attach(df, deferred)  # an error here leaves them deferred, not silently lost
+            del self._deferred[name]
             for d in deferred:
                 d.spill.close()
         return df
@@ -50,8 +51,15 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         for d in self._deferred.pop(name, []):
             d.spill.close()
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._data  # without reading deferred columns back
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
+
+    def rows(self, name: str) -> int:
+        """Rows of table ``name`` (without reading deferred columns back)."""
+        return len(self._data[name])
 
     def __len__(self) -> int:
         return len(self._data)

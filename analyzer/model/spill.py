@@ -10,12 +10,15 @@ writing the case, so ``ingest`` never holds it in memory (issue 5's memory goal)
 
 The file is unlinked as soon as it is created (``tempfile.TemporaryFile``): nothing
 is left behind, even when the process ends with ``os._exit``. It lives in the
-temporary folder (``TMPDIR``), never beside the evidence. If it cannot be written
-(no space, no folder), the batches stay in memory and a ``RuntimeWarning`` says so.
+temporary folder (``TMPDIR``), never beside the evidence; where ``/tmp`` is a tmpfs,
+its pages are memory again (shared memory, outside the process's RSS), so point
+``TMPDIR`` at a disk folder for a large ingest. If it cannot be written (no space,
+no folder), the batches from then on stay in memory and a ``RuntimeWarning`` says so.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 import weakref
@@ -61,29 +64,41 @@ class ColumnSpill:
             values = pa.concat_arrays(values.chunks)
         buf = pack(pa.record_batch([values.cast(self.schema[0].type)], schema=self.schema))
         where: tuple[int, int] | pa.Buffer = buf
+        error = None
         if not self._failed:
             try:
-                if self._fh is None:
-                    self._fh = tempfile.TemporaryFile(prefix="dra-spill-", dir=self._dir)
-                    # a snapshot dropped unread closes it too
-                    self._finalizer = weakref.finalize(self, self._fh.close)
-                self._fh.seek(self._end)
-                self._fh.write(buf)
-                where, self._end = (self._end, buf.size), self._end + buf.size
+                where = (self._write(buf), buf.size)
             except OSError as exc:
-                self._failed = True
-                warnings.warn(f"cannot write a temporary file ({exc}); the "
-                              f"{self.schema[0].name} column is kept in memory", RuntimeWarning,
-                              stacklevel=2)
+                self._failed, error = True, exc
         self._parts.append((where, len(values)))
         self.num_rows += len(values)
+        if error is not None:
+            warnings.warn(f"cannot write a temporary file ({error}); the "
+                          f"{self.schema[0].name} column is kept in memory", RuntimeWarning,
+                          stacklevel=2)
+
+    def _write(self, buf: pa.Buffer) -> int:
+        """Write ``buf`` whole at the end of the file (unbuffered: a failure shows here,
+        not at a later flush); returns its offset."""
+        if self._fh is None:
+            self._fh = tempfile.TemporaryFile(prefix="dra-spill-", dir=self._dir, buffering=0)
+            # a snapshot dropped unread closes it too
+            self._finalizer = weakref.finalize(self, self._fh.close)
+        view, at = memoryview(buf), self._end
+        while view:
+            done = os.pwrite(self._fh.fileno(), view, at + (buf.size - len(view)))
+            view = view[done:]
+        self._end += buf.size
+        return at
 
     def _batch(self, where: tuple[int, int] | pa.Buffer) -> pa.Array:
         if isinstance(where, pa.Buffer):
             return unpack(where).column(0)
         assert self._fh is not None
-        self._fh.seek(where[0])
-        return unpack(pa.py_buffer(self._fh.read(where[1]))).column(0)
+        data = os.pread(self._fh.fileno(), where[1], where[0])
+        if len(data) != where[1]:
+            raise OSError(f"the temporary file of {self.schema[0].name} is short")
+        return unpack(pa.py_buffer(data)).column(0)
 
     def read(self, start: int = 0, stop: int | None = None) -> pa.ChunkedArray:
         """Rows ``[start, stop)`` (all by default); only the batches holding them are read."""
@@ -105,7 +120,7 @@ class ColumnSpill:
         if self._fh is not None:
             self._finalizer()
             self._fh = None
-        self._parts = []
+        self._parts, self.num_rows = [], 0
 
 
 @dataclass

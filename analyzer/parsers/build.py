@@ -139,7 +139,7 @@ def files_frame(raw: Any, prefix: str) -> tuple[pd.DataFrame, list[Deferred]]:
     """
     raw_issues = raw.info.issues
     names = [c.name for c in schema.columns("files")]
-    spills = {name: ColumnSpill(name, raw.files.schema.field(name).type) for name in SPILLED}
+    spills = {name: ColumnSpill(name, pa.string()) for name in SPILLED}
     files = root_files(raw, prefix, spills)
     deferred = [Deferred(spills[name], names.index(name), _string_series) for name in SPILLED]
     out: dict[str, Any] = {}

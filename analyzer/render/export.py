@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.case import write_parquet
 from analyzer.errors import ExportError, UsageError
 
 FORMATS = ("parquet", "csv")
@@ -27,12 +28,13 @@ def export_tables(snap: Any, out_dir: str, fmt: str = "parquet") -> list[str]:
     try:
         os.makedirs(out_dir, exist_ok=True)
         paths = []
-        for name, df in snap.tables.items():
+        for name in snap.tables:
             path = os.path.join(out_dir, f"{name}.{fmt}")
-            if fmt == "parquet":
-                df.to_parquet(path, index=False)
+            if fmt == "parquet":  # the case writer's: in slices, deferred columns joined
+                df, deferred = snap.tables.unmaterialized(name)
+                write_parquet(df, path, deferred)
             else:
-                out = df.copy()
+                out = snap.tables[name].copy()
                 for col in out.columns:
                     if out[col].dtype == object and out[col].map(
                             lambda v: isinstance(v, bytes)).any():

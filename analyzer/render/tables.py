@@ -182,7 +182,7 @@ def networks_table(docs: list[dict[str, Any]]) -> str:
 def info_doc(snap: Any) -> dict[str, Any]:
     """The snapshot summary: provenance, layout, counts and issues."""
     meta = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in snap.meta.items()}
-    counts = {name: int(len(df)) for name, df in snap.tables.items()
+    counts = {name: snap.tables.rows(name) for name in snap.tables
               if name not in ("snapshot", "issues")}
     issues = snap.tables["issues"]
     return {"snapshot": meta, "counts": counts,

@@ -147,8 +147,8 @@ class FileIndex:
     """The member index, accumulated in Arrow batches.
 
     Rows come one at a time (:meth:`add`) or as whole columns (:meth:`add_columns`,
-    from the tar reader's fast path); both keep archive order. Small pieces are
-    merged into batches of about :data:`BATCH` rows.
+    from the tar reader's fast path); both keep archive order. Rows are converted
+    every :data:`BATCH` rows, column pieces merged and packed every :data:`PACK_ROWS`.
     """
 
     def __init__(self) -> None:
