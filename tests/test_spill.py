@@ -115,3 +115,12 @@ def test_ingest_writes_the_spilled_digests_and_the_table_gets_them(tmp_path, mon
     assert list(saved.columns) == list(files.columns)
     pd.testing.assert_series_equal(saved["sha256"], files["sha256"])
     pd.testing.assert_frame_equal(saved.drop(columns="kind"), files.drop(columns="kind"))
+
+
+def test_a_fresh_snapshot_pickles_with_its_deferred_columns() -> None:
+    import pickle
+
+    snap = analyzer.open_snapshot(sample_path("overlay2"))
+    assert snap.tables.unmaterialized("files")[1]
+    copy = pickle.loads(pickle.dumps(snap))
+    assert copy.files["sha256"].notna().sum() == snap.files["sha256"].notna().sum() > 100

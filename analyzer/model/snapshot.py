@@ -57,6 +57,13 @@ class Tables(MutableMapping[str, pd.DataFrame]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled whole: deferred columns are read back first (a file handle cannot
+        travel to another process)."""
+        for name in list(self._deferred):
+            self[name]
+        return {"_data": self._data, "_deferred": {}}
+
     def rows(self, name: str) -> int:
         """Rows of table ``name`` (without reading deferred columns back)."""
         return len(self._data[name])
