@@ -174,28 +174,45 @@ def write_parquet(df: pd.DataFrame, path: str, deferred: list[Deferred] | None =
 
 
 def load_case(path: str) -> Snapshot:
-    """Read a case folder back into a :class:`Snapshot`."""
+    """Open a case folder as a :class:`Snapshot`; each table is read when first used
+    (:class:`~analyzer.model.snapshot.Tables`), its row count known from the Parquet
+    footer. A damaged table raises :class:`~analyzer.errors.ExportError` when read."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
-    from analyzer.model.snapshot import Snapshot
+    from analyzer.model.snapshot import Snapshot, Tables
 
     man = read_manifest(path)
     if man is None:
         raise ExportError(f"{path} is not a readable case folder (no {MANIFEST})")
-    tables = {}
+    lazy = {}
     try:
         for name in schema.TABLES:
-            df = pd.read_parquet(os.path.join(path, f"{name}.parquet"))
-            for col in schema.columns(name):
-                want = schema.DTYPES[col.dtype]
-                if col.dtype == "bytes":
-                    df[col.name] = df[col.name].astype("object")
-                elif str(df[col.name].dtype) != str(want):
-                    df[col.name] = schema.cast(df[col.name], col.dtype)
-            tables[name] = df
+            file = os.path.join(path, f"{name}.parquet")
+            lazy[name] = (functools.partial(_read_table, file, name),
+                          pq.read_metadata(file).num_rows)
     except (OSError, ValueError) as exc:
         raise ExportError(f"the case folder {path} is damaged: {exc}") from exc
+    tables = Tables(lazy=lazy)
     meta = dict(man["meta"])
     if meta.get("acquired_at"):
         meta["acquired_at"] = pd.Timestamp(meta["acquired_at"])
     return Snapshot(tables=tables, meta=meta)
+
+
+def _read_table(file: str, name: str) -> pd.DataFrame:
+    """One table of a case folder, with our dtypes."""
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(file)
+        for col in schema.columns(name):
+            want = schema.DTYPES[col.dtype]
+            if col.dtype == "bytes":
+                df[col.name] = df[col.name].astype("object")
+            elif str(df[col.name].dtype) != str(want):
+                df[col.name] = schema.cast(df[col.name], col.dtype)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExportError(f"the case folder {os.path.dirname(file)} is damaged: "
+                          f"{name}.parquet: {exc}") from exc
+    return df

@@ -124,3 +124,22 @@ def test_a_fresh_snapshot_pickles_with_its_deferred_columns() -> None:
     assert snap.tables.unmaterialized("files")[1]
     copy = pickle.loads(pickle.dumps(snap))
     assert copy.files["sha256"].notna().sum() == snap.files["sha256"].notna().sum() > 100
+
+
+def test_a_case_folder_reads_each_table_when_first_used(tmp_path) -> None:
+    from analyzer.errors import ExportError
+
+    snap = analyzer.open_snapshot(sample_path("overlay2"), case=str(tmp_path / "case"))
+    case = casemod.load_case(str(tmp_path / "case"))
+    assert case.tables._lazy and "files" in case.tables
+    assert case.tables.rows("files") == len(snap.files)  # from the Parquet footer
+    assert "files" in case.tables._lazy  # counting did not read it
+    assert case.find_container(snap.containers["name"].iloc[0])["container_id"] \
+        == snap.containers["container_id"].iloc[0]
+    assert "files" in case.tables._lazy  # a container lookup did not read it either
+    pd.testing.assert_series_equal(case.files["sha256"], snap.files["sha256"])
+    # a table damaged after the case was opened fails with a clear message when read
+    case2 = casemod.load_case(str(tmp_path / "case"))
+    (tmp_path / "case" / "volumes.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    with pytest.raises(ExportError, match="volumes.parquet"):
+        case2.volumes

@@ -7,7 +7,7 @@ the columns of :mod:`analyzer.model.schema`; ``snap.images``, ``snap.containers`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import pandas as pd
@@ -18,21 +18,33 @@ from analyzer.model.spill import Deferred, attach
 
 
 class Tables(MutableMapping[str, pd.DataFrame]):
-    """A snapshot's tables by name.
+    """A snapshot's tables by name, each read only when first used.
 
-    A freshly built snapshot holds some columns of a large table in temporary files
+    A table can be *lazy* (a case folder's Parquet file, read on first access: a later
+    command that needs only the containers does not read a 10^6-row ``files`` table),
+    and a freshly built snapshot holds some columns of a large table in temporary files
     (:mod:`analyzer.model.spill`, e.g. ``files.sha256``); reading the table puts them
-    back in place first, so every reader sees the whole schema. Only the case writer
-    reads a table without them (:meth:`unmaterialized`), joining them slice by slice.
+    back in place first, so every reader sees the whole schema. Names, membership and
+    row counts (:meth:`rows`) never read anything; only the case writer reads a table
+    without its deferred columns (:meth:`unmaterialized`), joining them slice by slice.
     """
 
     def __init__(self, data: Mapping[str, pd.DataFrame] | None = None,
-                 deferred: Mapping[str, list[Deferred]] | None = None) -> None:
+                 deferred: Mapping[str, list[Deferred]] | None = None,
+                 lazy: Mapping[str, tuple[Callable[[], pd.DataFrame], int]] | None = None
+                 ) -> None:
         self._data = dict(data or {})
         self._deferred = {k: list(v) for k, v in (deferred or {}).items() if v}
+        self._lazy = dict(lazy or {})  # name -> (reader, row count)
+
+    def _load(self, name: str) -> pd.DataFrame:
+        if name in self._lazy:
+            self._data[name] = self._lazy[name][0]()
+            del self._lazy[name]
+        return self._data[name]
 
     def __getitem__(self, name: str) -> pd.DataFrame:
-        df = self._data[name]
+        df = self._load(name)
         deferred = self._deferred.get(name)
         if deferred:
             attach(df, deferred)  # an error here leaves them deferred, not silently lost
@@ -42,38 +54,44 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         return df
 
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        self._lazy.pop(name, None)
         self._data[name] = df
         for d in self._deferred.pop(name, []):
             d.spill.close()
 
     def __delitem__(self, name: str) -> None:
-        del self._data[name]
+        if name not in self:
+            raise KeyError(name)
+        self._lazy.pop(name, None)
+        self._data.pop(name, None)
         for d in self._deferred.pop(name, []):
             d.spill.close()
 
     def __contains__(self, name: object) -> bool:
-        return name in self._data  # without reading deferred columns back
+        return name in self._data or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled whole: deferred columns are read back first (a file handle cannot
-        travel to another process)."""
-        for name in list(self._deferred):
-            self[name]
-        return {"_data": self._data, "_deferred": {}}
-
-    def rows(self, name: str) -> int:
-        """Rows of table ``name`` (without reading deferred columns back)."""
-        return len(self._data[name])
+        return iter([*self._data, *self._lazy])
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + len(self._lazy)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled whole: lazy tables and deferred columns are read first (a reader or
+        a file handle cannot travel to another process)."""
+        for name in list(self):
+            self[name]
+        return {"_data": self._data, "_deferred": {}, "_lazy": {}}
+
+    def rows(self, name: str) -> int:
+        """Rows of table ``name`` (without reading it or its deferred columns)."""
+        if name in self._lazy:
+            return self._lazy[name][1]
+        return len(self._data[name])
 
     def unmaterialized(self, name: str) -> tuple[pd.DataFrame, list[Deferred]]:
         """Table ``name`` without its deferred columns, and those columns (kept)."""
-        return self._data[name], list(self._deferred.get(name, []))
+        return self._load(name), list(self._deferred.get(name, []))
 
 
 class Snapshot:
@@ -116,23 +134,25 @@ class Snapshot:
         """A container by full id, name (with or without ``/``) or unique id prefix."""
         df = self.tables["containers"]
         ref = ref.strip()
-        hit = df[df["container_id"] == ref]
-        if hit.empty:
-            hit = df[df["name"] == ref.lstrip("/")]
-        if hit.empty and ref:
-            hit = df[df["container_id"].str.startswith(ref)]
-        return _one(hit, ref, "container")
+        ids = df["container_id"]
+        hit = ids == ref
+        if not hit.any():
+            hit = df["name"] == ref.lstrip("/")
+        if not hit.any() and ref:
+            hit = ids.str.startswith(ref)
+        return _one(df, hit, ref, "container")
 
     def find_image(self, ref: str) -> pd.Series:
         """An image by id (with or without ``sha256:``), ``repo[:tag]``, ``repo@digest``
         or unique id prefix."""
         images = self.tables["images"]
         tags = self.tables["image_tags"]
+        ids = images["image_id"]
         ref = ref.strip()
         hexref = ref[7:] if ref.startswith("sha256:") else ref
         # pre-1.10 (graph/) image ids are bare hex: match them with or without the prefix
-        hit = images[images["image_id"].isin(["sha256:" + hexref, hexref])]
-        if hit.empty:
+        hit = ids.isin(["sha256:" + hexref, hexref])
+        if not hit.any():
             want = [ref]
             if "@" not in ref and ":" not in ref.rpartition("/")[2]:
                 want.append(ref + ":latest")
@@ -141,13 +161,11 @@ class Snapshot:
                     want.append(name[len("docker.io/library/"):])
                 elif name.startswith("docker.io/"):
                     want.append(name[len("docker.io/"):])
-            ids = tags[tags["reference"].isin(want)]["image_id"].unique().tolist()
-            hit = images[images["image_id"].isin(ids)]
-        if hit.empty and hexref and all(c in "0123456789abcdef" for c in hexref):
-            ids = images["image_id"]
-            hit = images[ids.str.startswith("sha256:" + hexref) | (
-                ~ids.str.startswith("sha256:") & ids.str.startswith(hexref))]
-        return _one(hit, ref, "image")
+            hit = ids.isin(tags["image_id"][tags["reference"].isin(want)].unique().tolist())
+        if not hit.any() and hexref and all(c in "0123456789abcdef" for c in hexref):
+            hit = ids.str.startswith("sha256:" + hexref) | (
+                ~ids.str.startswith("sha256:") & ids.str.startswith(hexref))
+        return _one(images, hit, ref, "image")
 
     def image_tags_of(self, image_id: str) -> list[str]:
         """``repo:tag`` references of an image, sorted."""
@@ -160,10 +178,13 @@ class Snapshot:
         return sorted(t[(t["image_id"] == image_id) & t["digest"].notna()]["reference"].tolist())
 
 
-def _one(hit: pd.DataFrame, ref: str, what: str) -> pd.Series:
-    if hit.empty:
+def _one(df: pd.DataFrame, hit: pd.Series, ref: str, what: str) -> pd.Series:
+    """The one row of ``df`` where ``hit`` holds (only that row is taken: the tables
+    carry large JSON columns)."""
+    rows = hit.to_numpy(dtype=bool, na_value=False).nonzero()[0]
+    if len(rows) == 0:
         raise UsageError(f"no such {what}: {ref}")
-    if len(hit) > 1:
+    if len(rows) > 1:
         raise AmbiguousReference(f"{what} reference {ref!r} is ambiguous: "
-                                 f"{len(hit)} {what}s match")
-    return hit.iloc[0]
+                                 f"{len(rows)} {what}s match")
+    return df.iloc[int(rows[0])]
