@@ -63,6 +63,8 @@ class ContainerDocs:  # noqa: D101
         self.cfg = {cid: loads(r.config_json) or {} for cid, r in self.rows.items()}
         self.host = {cid: loads(r.hostconfig_json) or {} for cid, r in self.rows.items()}
         self.link_names, self.links = self._links()
+        self._refs: dict[str, str | None] = {}  # image reference -> id (image_name)
+        self._loaded: set[str] | None = None  # ids of the images the daemon would load
 
     # -- links ---------------------------------------------------------------------
     def _links(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -172,14 +174,17 @@ class ContainerDocs:  # noqa: D101
         image_id = cfg.get("Image") or ""
         if ref == image_id:
             return ref
-        try:
-            found = self.snap.find_image(ref)["image_id"] if ref else None
-        except UsageError:
-            found = None
-        if found is None or found != image_id or found not in set(
-                loaded_images(self.snap)["image_id"]):
+        if ref not in self._refs:  # containers share references: resolve each once
+            try:
+                self._refs[ref] = self.snap.find_image(ref)["image_id"] if ref else None
+            except UsageError:
+                self._refs[ref] = None
+        found = self._refs[ref]
+        if found is None or found != image_id:
             return image_id
-        return ref
+        if self._loaded is None:
+            self._loaded = set(loaded_images(self.snap)["image_id"])
+        return ref if found in self._loaded else image_id
 
     # -- documents ----------------------------------------------------------------------
     def summary(self, cid: str, size: bool) -> dict[str, Any]:
