@@ -189,8 +189,8 @@ def load_case(path: str) -> Snapshot:
     try:
         for name in schema.TABLES:
             file = os.path.join(path, f"{name}.parquet")
-            lazy[name] = (functools.partial(_read_table, file, name),
-                          pq.read_metadata(file).num_rows)
+            rows = pq.read_metadata(file).num_rows
+            lazy[name] = (functools.partial(_read_table, file, name, _identity(file)), rows)
     except (OSError, ValueError) as exc:
         raise ExportError(f"the case folder {path} is damaged: {exc}") from exc
     tables = Tables(lazy=lazy)
@@ -200,11 +200,20 @@ def load_case(path: str) -> Snapshot:
     return Snapshot(tables=tables, meta=meta)
 
 
-def _read_table(file: str, name: str) -> pd.DataFrame:
-    """One table of a case folder, with our dtypes."""
+def _identity(file: str) -> tuple[int, int, int, int]:
+    st = os.stat(file)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_table(file: str, name: str, identity: tuple[int, int, int, int]) -> pd.DataFrame:
+    """One table of a case folder, with our dtypes; the file must still be the one
+    :func:`load_case` opened (a later ``ingest`` may have replaced the folder)."""
     import pandas as pd
 
     try:
+        if _identity(file) != identity:
+            raise ExportError(f"the case folder {os.path.dirname(file)} changed since it was "
+                              f"opened ({name}.parquet was rewritten); run the command again")
         df = pd.read_parquet(file)
         for col in schema.columns(name):
             want = schema.DTYPES[col.dtype]
@@ -212,7 +221,7 @@ def _read_table(file: str, name: str) -> pd.DataFrame:
                 df[col.name] = df[col.name].astype("object")
             elif str(df[col.name].dtype) != str(want):
                 df[col.name] = schema.cast(df[col.name], col.dtype)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
         raise ExportError(f"the case folder {os.path.dirname(file)} is damaged: "
                           f"{name}.parquet: {exc}") from exc
     return df

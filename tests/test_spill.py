@@ -143,3 +143,47 @@ def test_a_case_folder_reads_each_table_when_first_used(tmp_path) -> None:
     (tmp_path / "case" / "volumes.parquet").write_bytes(b"PAR1 not parquet PAR1")
     with pytest.raises(ExportError, match="volumes.parquet"):
         case2.volumes
+
+
+def test_a_damaged_case_table_stops_findings_instead_of_hiding_findings(tmp_path) -> None:
+    """Tables are read lazily, so damage surfaces inside the rules: it must end the
+    command with the damaged-case message, not become 'rule failed' or 'no changes'."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from analyzer.cli.main import main
+
+    case = tmp_path / "case"
+    analyzer.open_snapshot(sample_path("overlay2"), case=str(case))
+    files = pq.read_table(case / "files.parquet")
+    pq.write_table(files.drop_columns(["sha256"]), case / "files.parquet")  # footer reads fine
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["findings", str(case), "-q"], out=out, err=err)
+    assert status == 3 and "files.parquet" in err.getvalue() and "damaged" in err.getvalue()
+    # a table read fails once: the same error again, without reading the file again
+    snap = casemod.load_case(str(case))
+    reads = []
+    reader, rows = snap.tables._lazy["files"]
+    snap.tables._lazy["files"] = (lambda: reads.append(1) or reader(), rows)
+    for _ in range(2):
+        with pytest.raises(casemod.ExportError):
+            snap.files
+    assert reads == [1]
+
+
+def test_tables_keep_their_order_whichever_was_read_first(tmp_path) -> None:
+    analyzer.open_snapshot(sample_path("overlay2"), case=str(tmp_path / "case"))
+    case = casemod.load_case(str(tmp_path / "case"))
+    before = list(case.tables)
+    case.issues, case.volumes
+    assert list(case.tables) == before == list(casemod.schema.TABLES)
+
+
+def test_a_case_rewritten_after_it_was_opened_is_not_mixed_in(tmp_path) -> None:
+    analyzer.open_snapshot(sample_path("overlay2"), case=str(tmp_path / "case"))
+    case = casemod.load_case(str(tmp_path / "case"))
+    other = casemod.load_case(str(tmp_path / "case"))
+    casemod.save_case(other, str(tmp_path / "case"))  # a later ingest replaces the folder
+    with pytest.raises(casemod.ExportError, match="changed since it was opened"):
+        case.files

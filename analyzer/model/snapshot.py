@@ -36,10 +36,18 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         self._data = dict(data or {})
         self._deferred = {k: list(v) for k, v in (deferred or {}).items() if v}
         self._lazy = dict(lazy or {})  # name -> (reader, row count)
+        self._order = [*self._data, *(k for k in self._lazy if k not in self._data)]
+        self._failed: dict[str, Exception] = {}  # a lazy table that could not be read
 
     def _load(self, name: str) -> pd.DataFrame:
+        if name in self._failed:  # the same error again, without reading the file again
+            raise self._failed[name]
         if name in self._lazy:
-            self._data[name] = self._lazy[name][0]()
+            try:
+                self._data[name] = self._lazy[name][0]()
+            except Exception as exc:
+                self._failed[name] = exc
+                raise
             del self._lazy[name]
         return self._data[name]
 
@@ -54,7 +62,10 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         return df
 
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        if name not in self:
+            self._order.append(name)
         self._lazy.pop(name, None)
+        self._failed.pop(name, None)
         self._data[name] = df
         for d in self._deferred.pop(name, []):
             d.spill.close()
@@ -62,7 +73,9 @@ class Tables(MutableMapping[str, pd.DataFrame]):
     def __delitem__(self, name: str) -> None:
         if name not in self:
             raise KeyError(name)
+        self._order.remove(name)
         self._lazy.pop(name, None)
+        self._failed.pop(name, None)
         self._data.pop(name, None)
         for d in self._deferred.pop(name, []):
             d.spill.close()
@@ -71,17 +84,18 @@ class Tables(MutableMapping[str, pd.DataFrame]):
         return name in self._data or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._data, *self._lazy])
+        return iter(list(self._order))  # a fixed order, whichever tables were read
 
     def __len__(self) -> int:
-        return len(self._data) + len(self._lazy)
+        return len(self._order)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled whole: lazy tables and deferred columns are read first (a reader or
         a file handle cannot travel to another process)."""
         for name in list(self):
             self[name]
-        return {"_data": self._data, "_deferred": {}, "_lazy": {}}
+        return {"_data": self._data, "_deferred": {}, "_lazy": {}, "_order": self._order,
+                "_failed": {}}
 
     def rows(self, name: str) -> int:
         """Rows of table ``name`` (without reading it or its deferred columns)."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from analyzer.analyses.changes import container_changes
 from analyzer.analyses.triage.engine import Change, Context, na
-from analyzer.errors import AnalyzerError
+from analyzer.errors import AnalyzerError, ExportError
 
 
 def rw_changes(ctx: Context, cid: str) -> list[Change]:
@@ -28,6 +28,8 @@ def rw_changes(ctx: Context, cid: str) -> list[Change]:
         return []
     try:
         changes = container_changes(ctx.snap, cid) or []
+    except ExportError:  # a damaged case table is the user's to hear about, not "no changes"
+        raise
     except AnalyzerError:  # driver contents not in the snapshot (zfs, devicemapper)
         return []
     rw_files = ctx.layer_files(rw["content_path"])

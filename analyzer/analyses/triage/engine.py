@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
+from analyzer.errors import ExportError
 from analyzer.model.values import loads_json as loads  # noqa: F401 - used by rule modules
 from analyzer.model.values import na  # noqa: F401 - used by rule modules
 
@@ -407,6 +408,8 @@ def run_rules(snap: Any, *, min_severity: str = "info", ioc: str | None = None,
             continue
         try:
             found.extend(r.func(ctx, r))
+        except ExportError:  # a damaged case table: every later rule would miss it too
+            raise
         except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
             if errors is not None:
                 errors.append(f"{r.id}: {type(exc).__name__}: {exc}")
