@@ -10,8 +10,9 @@ half the speed).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 _WRITE = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -31,4 +32,18 @@ def unpack(buf: pa.Buffer, columns: Sequence[int] | None = None) -> pa.RecordBat
     return pa.ipc.open_stream(buf, options=opts).read_next_batch()
 
 
-__all__ = ["pack", "unpack"]
+def holding(sizes: Iterable[int], rows: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """For batches of ``sizes`` rows stored in row order, each batch holding one of
+    ``rows`` (sorted, 0-based over the whole table): its index and those rows,
+    numbered within the batch."""
+    base = 0
+    for i, n in enumerate(sizes):
+        lo, hi = np.searchsorted(rows, [base, base + n])
+        if hi > lo:
+            yield i, rows[lo:hi] - base
+        base += n
+        if lo == len(rows):
+            return
+
+
+__all__ = ["pack", "unpack", "holding"]

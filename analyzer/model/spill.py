@@ -25,10 +25,11 @@ import weakref
 from dataclasses import dataclass
 from typing import IO, Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analyzer.packing import pack, unpack
+from analyzer.packing import holding, pack, unpack
 
 
 class ColumnSpill:
@@ -103,16 +104,9 @@ class ColumnSpill:
     def read(self, start: int = 0, stop: int | None = None) -> pa.ChunkedArray:
         """Rows ``[start, stop)`` (all by default); only the batches holding them are read."""
         stop = self.num_rows if stop is None else min(stop, self.num_rows)
-        chunks = []
-        base = 0
-        for where, n in self._parts:
-            lo, hi = max(start - base, 0), min(stop - base, n)
-            if hi > lo:
-                col = self._batch(where)
-                chunks.append(col if (lo, hi) == (0, n) else col.slice(lo, hi - lo))
-            base += n
-            if base >= stop:
-                break
+        chunks = [self._batch(self._parts[i][0]).slice(int(local[0]), len(local))
+                  for i, local in holding((n for _, n in self._parts),
+                                          np.arange(start, max(start, stop)))]
         return pa.chunked_array(chunks, self.schema[0].type)
 
     def close(self) -> None:

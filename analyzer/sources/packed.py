@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from analyzer.packing import pack, unpack
+from analyzer.packing import holding, pack, unpack
 
 
 class PackedTable:
@@ -76,14 +76,8 @@ class PackedTable:
             yield batch
 
     def _holding(self, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """For each packed batch holding one of ``rows`` (sorted, 0-based over the whole
-        table): its index in ``_parts`` and those rows, numbered within the batch."""
-        base = 0
-        for i, (_, n) in enumerate(self._parts):
-            lo, hi = np.searchsorted(rows, [base, base + n])
-            if hi > lo:
-                yield i, rows[lo:hi] - base
-            base += n
+        """:func:`~analyzer.packing.holding` over the packed batches."""
+        return holding((n for _, n in self._parts), rows)
 
     def take(self, rows: np.ndarray, column: int = 0) -> list:
         """The values of ``column`` at ``rows`` (sorted, 0-based over the whole table)
